@@ -1,0 +1,7 @@
+"""The ``orchestrator`` command."""
+
+from __future__ import annotations
+
+from orchestrator.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,87 @@
+"""``orchestrator validate`` and ``orchestrator run-local``: the definition, without a database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.asl.validate import validate_text
+from orchestrator.engine.local import Mocks, load_json_file, parse_json, run_local
+from orchestrator.errors import UsageError
+
+
+@click.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def validate_command(files: tuple[Path, ...]) -> None:
+    """Check definitions; print every problem as FILE:POINTER: message (exit 1), or "valid" (exit 0)."""
+    bad = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            click.echo(f"{path}:/: cannot read file: {getattr(exc, 'strerror', None) or exc}")
+            bad += 1
+            continue
+        problems = validate_text(text)
+        for problem in problems:
+            click.echo(problem.render(str(path)))
+        bad += bool(problems)
+    if bad:
+        sys.exit(1)
+    click.echo(f"valid: {len(files)} definition{'s' if len(files) != 1 else ''}")
+
+
+@click.command("run-local")
+@click.argument("definition", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input", "input_text", help="Execution input as JSON text.")
+@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Execution input from a file.")
+@click.option("--mock", "mock_file", type=click.Path(dir_okay=False, path_type=Path), help="Task mocks (JSON).")
+@click.option("--history", is_flag=True, help="Include the history events in the output.")
+@click.option("--real-time", is_flag=True, help="Really sleep through Wait states and retry back-offs.")
+@click.option("--name", default="local", show_default=True, help="Execution name ($$.Execution.Name).")
+def run_local_command(
+    definition: Path,
+    input_text: str | None,
+    input_file: Path | None,
+    mock_file: Path | None,
+    history: bool,
+    real_time: bool,
+    name: str,
+) -> None:
+    """Run DEFINITION in memory and print one JSON object with its status and output or error."""
+    if input_text is not None and input_file is not None:
+        raise UsageError("give either --input or --input-file, not both")
+    text = _read(definition, "definition")
+    problems = validate_text(text)
+    if problems:
+        lines = "\n".join(p.render(str(definition)) for p in problems)
+        raise UsageError(f"invalid definition:\n{lines}")
+    document = json.loads(text)
+    input_value: Any = {}
+    if input_text is not None:
+        input_value = parse_json(input_text, "--input")
+    elif input_file is not None:
+        input_value = load_json_file(str(input_file), "input file")
+    mocks = Mocks.parse(load_json_file(str(mock_file), "mock file"), str(mock_file)) if mock_file else None
+    result = run_local(
+        document,
+        input_value,
+        mocks=mocks,
+        history=history,
+        real_time=real_time,
+        name=name,
+        state_machine_name=definition.stem,
+        validate=False,
+    )
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None

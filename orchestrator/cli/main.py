@@ -1,0 +1,50 @@
+"""The ``orchestrator`` command group; each subcommand lives in a module of its own."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from orchestrator.cli.asl import run_local_command, validate_command
+from orchestrator.errors import UsageError
+from orchestrator.logs import configure_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="warning", show_default=True, help="Log level for messages on stderr.")
+def cli(log_level: str) -> None:
+    """Event-sourced workflow orchestrator speaking Amazon States Language."""
+    configure_logging(log_level)
+
+
+cli.add_command(validate_command)
+cli.add_command(run_local_command)
+
+
+def _register_optional() -> None:
+    try:
+        from orchestrator.cli.db import db
+    except ImportError:  # the store is optional until its module lands
+        return
+    cli.add_command(db)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Entry point: run the group; ``UsageError`` becomes a message and exit 2, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
