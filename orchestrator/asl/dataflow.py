@@ -52,9 +52,14 @@ class Scope:
         return Scope({}, self)
 
 
+# One encoder for every call: ``json.dumps`` with options builds a new one each time, and this runs for
+# every state's input and output.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON as AWS puts it in history events."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 class JsonPathEval:
@@ -132,10 +137,8 @@ class JsonPathEval:
         try:
             return self.resolve(path)
         except paths.PathNotFound:
-            raise StatesError(
-                RUNTIME,
-                f"Invalid path '{path}' : No results for path: {paths.bracket_notation(paths.strip_root(path))}",
-            ) from None
+            shown = paths.bracket_notation(paths.strip_root(path))
+            raise StatesError(RUNTIME, f"Invalid path '{path}' : No results for path: {shown}") from None
 
     def assign(self, assign: dict[str, Any]) -> dict[str, Any]:
         """Evaluate an ``Assign`` block (values may be templates) into new variable values."""

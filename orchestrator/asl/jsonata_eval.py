@@ -23,7 +23,7 @@ from orchestrator.errors import QUERY_EVALUATION_ERROR, StatesError
 NULL = Utils.NULL_VALUE
 
 
-class JsonataFailure(StatesError):
+class JsonataFailure(StatesError):  # noqa: N818 - named after AWS's wording, used across the package
     """An expression failed or returned nothing; ``cause`` is AWS's text without the state prefix."""
 
     def __init__(self, cause: str, error: str = QUERY_EVALUATION_ERROR) -> None:
@@ -115,9 +115,9 @@ class Evaluator:
             )
         if result is not NULL and not isinstance(result, dict | list | str | int | float | bool):
             raise JsonataFailure(
-                    f"The JSONata expression '{body}' specified for the field '{field}' returned an "
-                    "unsupported result type."
-                )
+                f"The JSONata expression '{body}' specified for the field '{field}' returned an "
+                "unsupported result type."
+            )
         value = from_jsonata(result)
         if isinstance(value, float) and not math.isfinite(value):
             raise JsonataFailure(
@@ -172,7 +172,9 @@ _HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha38
 def _hash(data: Any, algorithm: Any) -> Any:
     name = _HASHES.get(algorithm) if isinstance(algorithm, str) else None
     if name is None:
-        raise JsonataFailure(f"The hash algorithm {algorithm!r} is not supported: use one of {sorted(_HASHES)}.")
+        raise JsonataFailure(
+            f"The hash algorithm {algorithm!r} is not supported: use one of {sorted(_HASHES)}."
+        )
     if not isinstance(data, str):
         raise JsonataFailure("The $hash function requires a string to hash.")
     return hashlib.new(name, data.encode()).hexdigest()

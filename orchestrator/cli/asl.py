@@ -1,16 +1,22 @@
-"""``orchestrator validate`` and ``orchestrator run-local``: the definition, without a database."""
+"""``orchestrator validate`` and ``orchestrator run-local``: the definition, without a database.
+
+``run-local`` prints exactly one JSON object on stdout and exits 0 whenever the execution ran, whatever
+its outcome; a definition, input or mock file it cannot use is a ``UsageError`` (a message on stderr,
+exit 2), never a traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from orchestrator.asl.validate import validate_text
-from orchestrator.engine.local import Mocks, load_json_file, parse_json, run_local
+from orchestrator.asl.problems import Problem
+from orchestrator.engine.local import Mocks, check_input_size, load_json_file, parse_json, run_local
 from orchestrator.errors import UsageError
 
 
@@ -18,6 +24,7 @@ from orchestrator.errors import UsageError
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def validate_command(files: tuple[Path, ...]) -> None:
     """Check definitions; print every problem as FILE:POINTER: message (exit 1), or "valid" (exit 0)."""
+    validate_text = _validator()
     bad = 0
     for path in files:
         try:
@@ -38,13 +45,18 @@ def validate_command(files: tuple[Path, ...]) -> None:
 @click.command("run-local")
 @click.argument("definition", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--input", "input_text", help="Execution input as JSON text.")
-@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Execution input from a file.")
-@click.option("--mock", "mock_file", type=click.Path(dir_okay=False, path_type=Path), help="Task mocks (JSON).")
+@click.option(
+    "--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Execution input from a file."
+)
+@click.option(
+    "--mock", "mock_file", type=click.Path(dir_okay=False, path_type=Path), help="Task mocks (JSON)."
+)
 @click.option("--history", is_flag=True, help="Include the history events in the output.")
 @click.option("--real-time", is_flag=True, help="Really sleep through Wait states and retry back-offs.")
 @click.option("--name", default="local", show_default=True, help="Execution name ($$.Execution.Name).")
 def run_local_command(
     definition: Path,
+    *,
     input_text: str | None,
     input_file: Path | None,
     mock_file: Path | None,
@@ -52,21 +64,27 @@ def run_local_command(
     real_time: bool,
     name: str,
 ) -> None:
-    """Run DEFINITION in memory and print one JSON object with its status and output or error."""
+    """Run DEFINITION in memory and print one JSON object with its status and output or error.
+
+    The input defaults to {}. Task states are answered from the --mock file.
+    """
     if input_text is not None and input_file is not None:
         raise UsageError("give either --input or --input-file, not both")
     text = _read(definition, "definition")
-    problems = validate_text(text)
-    if problems:
-        lines = "\n".join(p.render(str(definition)) for p in problems)
-        raise UsageError(f"invalid definition:\n{lines}")
-    document = json.loads(text)
+    document = parse_json(text, f"definition {definition}")
+    if not isinstance(document, dict):
+        raise UsageError(f"definition {definition}: must be a JSON object, not {type(document).__name__}")
     input_value: Any = {}
     if input_text is not None:
         input_value = parse_json(input_text, "--input")
     elif input_file is not None:
         input_value = load_json_file(str(input_file), "input file")
+    check_input_size(input_value)
     mocks = Mocks.parse(load_json_file(str(mock_file), "mock file"), str(mock_file)) if mock_file else None
+    problems = _validator()(text)
+    if problems:
+        lines = "\n".join(p.render(str(definition)) for p in problems)
+        raise UsageError(f"invalid definition:\n{lines}")
     result = run_local(
         document,
         input_value,
@@ -80,8 +98,20 @@ def run_local_command(
     click.echo(json.dumps(result, ensure_ascii=False))
 
 
+def _validator() -> Callable[[str], Sequence[Problem]]:
+    """``validate_text``, imported when a command needs it (``orchestrator --help`` does not)."""
+    from orchestrator.asl.validate import validate_text  # noqa: PLC0415
+
+    validate: Callable[[str], Sequence[Problem]] = validate_text
+    return validate
+
+
 def _read(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"cannot read {what} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None

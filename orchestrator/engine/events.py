@@ -21,18 +21,70 @@ from typing import Any
 
 # Step Functions history event types (botocore stepfunctions model, HistoryEventType).
 STEP_FUNCTIONS_TYPES: frozenset[str] = frozenset(
-    """ActivityFailed ActivityScheduled ActivityScheduleFailed ActivityStarted ActivitySucceeded
-    ActivityTimedOut ChoiceStateEntered ChoiceStateExited ExecutionAborted ExecutionFailed
-    ExecutionStarted ExecutionSucceeded ExecutionTimedOut FailStateEntered LambdaFunctionFailed
-    LambdaFunctionScheduled LambdaFunctionScheduleFailed LambdaFunctionStarted LambdaFunctionStartFailed
-    LambdaFunctionSucceeded LambdaFunctionTimedOut MapIterationAborted MapIterationFailed
-    MapIterationStarted MapIterationSucceeded MapStateAborted MapStateEntered MapStateExited
-    MapStateFailed MapStateStarted MapStateSucceeded ParallelStateAborted ParallelStateEntered
-    ParallelStateExited ParallelStateFailed ParallelStateStarted ParallelStateSucceeded PassStateEntered
-    PassStateExited SucceedStateEntered SucceedStateExited TaskFailed TaskScheduled TaskStarted
-    TaskStartFailed TaskStateAborted TaskStateEntered TaskStateExited TaskSubmitFailed TaskSubmitted
-    TaskSucceeded TaskTimedOut WaitStateAborted WaitStateEntered WaitStateExited MapRunAborted
-    MapRunFailed MapRunStarted MapRunSucceeded ExecutionRedriven MapRunRedriven EvaluationFailed""".split()
+    {
+        "ActivityFailed",
+        "ActivityScheduled",
+        "ActivityScheduleFailed",
+        "ActivityStarted",
+        "ActivitySucceeded",
+        "ActivityTimedOut",
+        "ChoiceStateEntered",
+        "ChoiceStateExited",
+        "ExecutionAborted",
+        "ExecutionFailed",
+        "ExecutionStarted",
+        "ExecutionSucceeded",
+        "ExecutionTimedOut",
+        "FailStateEntered",
+        "LambdaFunctionFailed",
+        "LambdaFunctionScheduled",
+        "LambdaFunctionScheduleFailed",
+        "LambdaFunctionStarted",
+        "LambdaFunctionStartFailed",
+        "LambdaFunctionSucceeded",
+        "LambdaFunctionTimedOut",
+        "MapIterationAborted",
+        "MapIterationFailed",
+        "MapIterationStarted",
+        "MapIterationSucceeded",
+        "MapStateAborted",
+        "MapStateEntered",
+        "MapStateExited",
+        "MapStateFailed",
+        "MapStateStarted",
+        "MapStateSucceeded",
+        "ParallelStateAborted",
+        "ParallelStateEntered",
+        "ParallelStateExited",
+        "ParallelStateFailed",
+        "ParallelStateStarted",
+        "ParallelStateSucceeded",
+        "PassStateEntered",
+        "PassStateExited",
+        "SucceedStateEntered",
+        "SucceedStateExited",
+        "TaskFailed",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskStartFailed",
+        "TaskStateAborted",
+        "TaskStateEntered",
+        "TaskStateExited",
+        "TaskSubmitFailed",
+        "TaskSubmitted",
+        "TaskSucceeded",
+        "TaskTimedOut",
+        "WaitStateAborted",
+        "WaitStateEntered",
+        "WaitStateExited",
+        "MapRunAborted",
+        "MapRunFailed",
+        "MapRunStarted",
+        "MapRunSucceeded",
+        "ExecutionRedriven",
+        "MapRunRedriven",
+        "EvaluationFailed",
+    }
 )
 
 # Our own events, named in the same style.

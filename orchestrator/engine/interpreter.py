@@ -3,13 +3,43 @@
 This is the pure, deterministic core that both ``run-local`` and the durable worker drive. It never
 reads a clock, never draws global randomness and never performs I/O: the driver passes the time with
 every call, randomness comes from a seeded ``random.Random`` and a UUID factory, and the outside world
-only enters through four doors: ``start``, ``task_succeeded``/``task_failed``/``task_timed_out`` and
-``advance_to`` (timers that fell due). Everything the machine decides comes out as ``HistoryEvent``s
-given to ``sink``, in Step Functions' vocabulary.
+only enters through a few doors: ``start``, ``task_started``/``task_succeeded``/``task_failed``/
+``task_timed_out``, ``advance_to`` (timers that fell due), ``stop`` and ``record`` (our own events,
+such as approvals). Everything the machine decides comes out as ``HistoryEvent``s given to ``sink``,
+in Step Functions' vocabulary. Each door's first event is the one that reports the outside fact
+(``TaskStarted``, ``ExecutionAborted``...), which is what lets ``replay`` fold a stored history back.
 
 An execution is a tree of *frames*: the top-level thread, each Parallel branch and each Map iteration.
 A frame walks its own States object; a frame blocked on a task or a timer simply waits, the others go
 on. Frames are run depth-first, so a Map over 100,000 Pass items keeps one iteration alive at a time.
+
+Timers are the machine's own: Wait states, retry back-offs and the execution's ``TimeoutSeconds``
+(``next_due`` says when the next one falls due). Task time limits are the driver's: a task's
+``TimeoutSeconds``/``HeartbeatSeconds`` are on its ``TaskRequest`` and the driver reports a breach
+with ``task_timed_out``.
+
+The history follows ``get-execution-history``:
+
+* ids run 1..n without gaps; ``ExecutionStarted`` and the first state's ``...StateEntered`` have
+  ``previousEventId`` 0, every other event points at the previous event of its own thread; the
+  events that end a branch or an iteration are folded into the parent, so ``ParallelStateSucceeded``
+  points at the last event of its branches;
+* a Task state: ``TaskStateEntered``, ``TaskScheduled``, ``TaskStarted``, then ``TaskSucceeded`` and
+  ``TaskStateExited``, or ``TaskFailed``/``TaskTimedOut`` followed by a retry (``TaskScheduled``
+  again, after the back-off), by ``TaskStateExited`` when a catcher takes the error (its output is
+  the catcher's), or by the failure of the enclosing thread;
+* Parallel/Map: ``...StateEntered``, ``...StateStarted``, the branches or iterations (Map iterations
+  framed by ``MapIterationStarted`` and ``MapIterationSucceeded``/``Failed``/``Aborted``), then
+  ``...StateSucceeded`` and ``...StateExited``; a failure that no retrier takes records
+  ``...StateFailed`` (then ``...StateExited`` if a catcher takes it);
+* a branch or iteration aborted because a sibling failed records ``<Type>StateAborted`` for the
+  Task, Wait, Parallel or Map state it was in (and ``MapIterationAborted``); ``stop`` and the
+  execution's ``TimeoutSeconds`` record only ``ExecutionAborted``/``ExecutionTimedOut``.
+
+Error matching (Retry and Catch): ``States.Runtime`` is never retried nor caught, whatever
+``ErrorEquals`` says, and records no ``...StateFailed``; ``States.ALL`` matches every other error but
+``States.DataLimitExceeded`` (which only its own name matches); ``States.TaskFailed`` matches what a
+Task's task reported, timeouts excepted; ``States.Timeout`` also matches ``States.HeartbeatTimeout``.
 """
 
 from __future__ import annotations
@@ -18,18 +48,20 @@ import heapq
 import random
 import uuid as uuidlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-from orchestrator import errors as E
+from orchestrator import errors
 from orchestrator.asl import paths
 from orchestrator.asl.choice import evaluate_rule
 from orchestrator.asl.dataflow import JsonPathEval, Scope, apply_result_path, dumps
-from orchestrator.asl.jsonata_eval import Evaluator, JsonataFailure, is_expression
+from orchestrator.asl.jsonata_eval import Evaluator, is_expression
 from orchestrator.asl.timestamps import format_timestamp, parse_timestamp
-from orchestrator.engine.events import HistoryEvent
+from orchestrator.engine.events import OWN_TYPES, HistoryEvent
 from orchestrator.errors import StatesError
 
 JSONPATH = "JSONPath"
@@ -37,15 +69,36 @@ JSONATA = "JSONata"
 MAX_WAIT_SECONDS = 2**31 - 1
 DEFAULT_PAYLOAD_LIMIT = 256 * 1024
 
+# Errors raised while evaluating a state's own fields get AWS's "An error occurred while executing the
+# state ..." prefix in their cause.
+_LOCATED_ERRORS = frozenset(
+    {
+        errors.RUNTIME,
+        errors.QUERY_EVALUATION_ERROR,
+        errors.INTRINSIC_FAILURE,
+        errors.RESULT_PATH_MATCH_FAILURE,
+    }
+)
+# States that can be blocked, hence aborted (they have a ``<Type>StateAborted`` event).
+_ABORTABLE = frozenset({"Task", "Wait", "Parallel", "Map"})
+_RETRIABLE = frozenset({"Task", "Parallel", "Map"})
+# Events that never count against ``Limits.max_events`` (the first and the last one).
+_UNCAPPED = frozenset(
+    {"ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
+)
+
+Source = Literal["state", "task", "children"]
+
 
 class Phase(Enum):
     """Where a frame is within its current state."""
 
-    ENTER = "enter"
-    TASK = "task"
-    WAIT = "wait"
-    RETRY = "retry"
-    CHILDREN = "children"
+    ENTER = "enter"  # about to enter the state: record ``...StateEntered``, then run it
+    RUN = "run"  # run the state (entered already; also after a retry back-off)
+    TASK = "task"  # waiting for the outside world to answer a task
+    WAIT = "wait"  # waiting for a Wait state's timer
+    RETRY = "retry"  # waiting for a retry back-off timer
+    CHILDREN = "children"  # running Parallel branches or Map iterations
     DONE = "done"
 
 
@@ -73,7 +126,10 @@ class ExecutionInfo:
 
 @dataclass(slots=True)
 class TaskRequest:
-    """A Task state asking the outside world to do something; answered through the execution."""
+    """A Task state asking the outside world to do something; answered through the execution.
+
+    ``id`` is also the task token (``$$.Task.Token``); ``attempt`` counts retries (0 first).
+    """
 
     id: str
     state_name: str
@@ -102,7 +158,7 @@ class Children:
     finished: int = 0
     failures: int = 0
     active: dict[int, Frame] = field(default_factory=dict)
-    failure: StatesError | None = None
+    failed: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -124,22 +180,45 @@ class Frame:
     phase: Phase = Phase.ENTER
     retry_counts: list[int] = field(default_factory=list)
     retry_total: int = 0
-    effective: Any = None
+    wait_output: Any = None  # a Wait state's output and assignments, applied when its timer fires
+    assigned: dict[str, Any] | None = None
+    token: str | None = None
     task: TaskRequest | None = None
-    due: float = 0.0
     children: Children | None = None
     queued: bool = False
     alive: bool = True
     map_item: tuple[int, Any] | None = None
-    assigned: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class Limits:
-    """Service limits; Step Functions' defaults."""
+    """Service limits; Step Functions' defaults.
+
+    ``payload_bytes`` bounds every input, output and task result (``States.DataLimitExceeded``).
+    ``max_events`` bounds the history: when an event other than the first or a terminal one takes the
+    id ``max_events - 1``, ``ExecutionFailed`` (``States.Runtime``) follows it, so a history never
+    holds more than ``max_events`` events. None means no bound.
+    """
 
     payload_bytes: int = DEFAULT_PAYLOAD_LIMIT
     max_events: int | None = 25_000
+
+
+class _HistoryFull(Exception):  # noqa: N818 - a signal, not an error
+    """The history reached ``Limits.max_events``: unwinds to the door, which fails the execution."""
+
+
+class _FinalError(StatesError):
+    """A failure whose cause is final: shown as is, never prefixed with the state's location.
+
+    ``name`` and ``reason`` keep a missing ``Error``/``Cause`` (a Fail state without them) as None;
+    ``error``/``cause`` hold ``""`` then, which is what a catcher's error output shows.
+    """
+
+    def __init__(self, name: str | None, reason: str | None) -> None:
+        super().__init__(name or "", reason or "")
+        self.name = name
+        self.reason = reason
 
 
 class Execution:
@@ -174,7 +253,11 @@ class Execution:
         self._timers: list[tuple[float, int, Frame]] = []
         self._timer_seq = 0
         self._ready: deque[Frame] = deque()
-        self._task_seq = 0
+        self._root: Frame | None = None
+        self._timeout_at: float | None = None
+        max_events = self.limits.max_events
+        # The last event id a non-terminal event may take (one is kept for ExecutionFailed).
+        self._event_cap = max_events - 1 if max_events is not None else float("inf")
 
     # ------------------------------------------------------------------ doors from the outside
     def start(self, input_value: Any, now: float) -> None:
@@ -187,87 +270,100 @@ class Execution:
             query_language=self.definition.get("QueryLanguage", JSONPATH),
             variables=Scope(),
         )
+        self._root = root
         text = dumps(input_value)
         details: dict[str, Any] = {
             "input": text,
             "inputDetails": {"truncated": False},
             "roleArn": self.info.role_arn,
         }
-        self._emit(root, "ExecutionStarted", details)
+        self._emit(None, "ExecutionStarted", details)
         if len(text.encode()) > self.limits.payload_bytes:
             self._fail_execution(
                 root,
-                E.DATA_LIMIT_EXCEEDED,
+                errors.DATA_LIMIT_EXCEEDED,
                 "The input to the execution exceeds the maximum number of bytes service limit.",
             )
             return
         timeout = self.definition.get("TimeoutSeconds")
-        if isinstance(timeout, int) and timeout > 0:
-            self._execution_timeout = now + timeout
-        self._enter(root, self.definition["StartAt"], input_value)
-        self._run()
+        if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0:
+            self._timeout_at = now + timeout
+        with self._door():
+            self._enter(root, self.definition.get("StartAt", ""), input_value)
+            self._run()
 
     def task_started(self, task_id: str, now: float) -> None:
         """The outside world picked the task up (``TaskStarted``)."""
         task, frame = self._task(task_id)
         self.now = max(self.now, now)
         task.started = True
-        rtype, res = _split_resource(task.resource)
-        self._emit(frame, "TaskStarted", {"resourceType": rtype, "resource": res})
+        with self._door():
+            self._emit(frame, "TaskStarted", _resource_details(task.resource))
 
     def task_succeeded(self, task_id: str, output: Any, now: float) -> None:
         """The task's result (``TaskSucceeded``); the state then completes."""
         task, frame = self._task(task_id)
         self.now = max(self.now, now)
         self._forget_task(task_id)
-        rtype, res = _split_resource(task.resource)
         text = dumps(output)
-        self._emit(
-            frame,
-            "TaskSucceeded",
-            {"resourceType": rtype, "resource": res, "output": text, "outputDetails": {"truncated": False}},
-        )
-        try:
-            if len(text.encode()) > self.limits.payload_bytes:
-                raise StatesError(
-                    E.DATA_LIMIT_EXCEEDED,
-                    f"The state/task '{frame.state_name}' returned a result with a size exceeding the "
-                    "maximum number of bytes service limit.",
-                )
-            self._complete_state(frame, output)
-        except StatesError as exc:
-            self._state_failed(frame, exc)
-        self._run()
+        details = _resource_details(task.resource)
+        details["output"] = text
+        details["outputDetails"] = {"truncated": False}
+        with self._door():
+            self._emit(frame, "TaskSucceeded", details)
+            try:
+                if len(text.encode()) > self.limits.payload_bytes:
+                    raise StatesError(
+                        errors.DATA_LIMIT_EXCEEDED,
+                        f"The state/task '{frame.state_name}' returned a result with a size exceeding the "
+                        "maximum number of bytes service limit.",
+                    )
+                self._complete_state(frame, output)
+            except StatesError as exc:
+                self._state_failed(frame, exc)
+            self._run()
 
     def task_failed(self, task_id: str, error: str, cause: str, now: float) -> None:
         """The task failed (``TaskFailed``); Retry and Catch apply."""
         task, frame = self._task(task_id)
         self.now = max(self.now, now)
         self._forget_task(task_id)
-        rtype, res = _split_resource(task.resource)
-        self._emit(frame, "TaskFailed", {"resourceType": rtype, "resource": res, "error": error, "cause": cause})
-        self._state_failed(frame, StatesError(error, cause), evaluated=False)
-        self._run()
+        details = _resource_details(task.resource)
+        details["error"] = error
+        details["cause"] = cause
+        with self._door():
+            self._emit(frame, "TaskFailed", details)
+            self._state_failed(frame, _FinalError(error, cause), source="task")
+            self._run()
 
     def task_timed_out(self, task_id: str, now: float, *, heartbeat: bool = False) -> None:
-        """The task ran past TimeoutSeconds or missed a heartbeat (``TaskTimedOut``)."""
+        """The task ran past TimeoutSeconds or missed a heartbeat (``TaskTimedOut``).
+
+        The error is ``States.Timeout``, or ``States.HeartbeatTimeout`` for a missed heartbeat (which a
+        retrier or catcher naming ``States.Timeout`` also matches).
+        """
         task, frame = self._task(task_id)
         self.now = max(self.now, now)
         self._forget_task(task_id)
-        rtype, res = _split_resource(task.resource)
-        error = E.HEARTBEAT_TIMEOUT if heartbeat else E.TIMEOUT
-        self._emit(frame, "TaskTimedOut", {"resourceType": rtype, "resource": res, "error": error, "cause": ""})
-        self._state_failed(frame, StatesError(error, ""), evaluated=False)
-        self._run()
+        error = errors.HEARTBEAT_TIMEOUT if heartbeat else errors.TIMEOUT
+        details = _resource_details(task.resource)
+        details["error"] = error
+        with self._door():
+            self._emit(frame, "TaskTimedOut", details)
+            self._state_failed(frame, _FinalError(error, ""), source="task")
+            self._run()
 
     def next_due(self) -> float | None:
         """When the next timer (Wait, retry back-off, execution timeout) falls due, if any."""
-        while self._timers and not self._timers[0][2].alive:
-            heapq.heappop(self._timers)
-        due = self._timers[0][0] if self._timers else None
-        timeout = getattr(self, "_execution_timeout", None)
-        if timeout is not None and self.status == "RUNNING" and (due is None or timeout < due):
-            return float(timeout)
+        if self.status != "RUNNING":
+            return None
+        timers = self._timers
+        while timers and not timers[0][2].alive:
+            heapq.heappop(timers)
+        due = timers[0][0] if timers else None
+        timeout = self._timeout_at
+        if timeout is not None and (due is None or timeout <= due):
+            return timeout
         return due
 
     def advance_to(self, now: float) -> None:
@@ -277,42 +373,77 @@ class Execution:
             if due is None or due > now:
                 break
             self.now = max(self.now, due)
-            timeout = getattr(self, "_execution_timeout", None)
-            if timeout is not None and due == timeout:
-                self._end(None, "ExecutionTimedOut", {"error": E.TIMEOUT, "cause": "Execution timed out."})
-                self.status = "TIMED_OUT"
-                self.error, self.cause = E.TIMEOUT, "Execution timed out."
+            if due == self._timeout_at:
+                self._halt("ExecutionTimedOut", "TIMED_OUT", errors.TIMEOUT, "Execution timed out.")
                 break
             _, _, frame = heapq.heappop(self._timers)
-            if not frame.alive:
-                continue
-            self._fire(frame)
-            self._run()
+            with self._door():
+                self._fire(frame)
+                self._run()
         self.now = max(self.now, now)
 
     def stop(self, error: str | None, cause: str | None, now: float) -> None:
-        """Abort the execution (``ExecutionAborted``)."""
+        """Abort the execution (``ExecutionAborted``); pending tasks and timers are dropped."""
         if self.status != "RUNNING":
             return
         self.now = max(self.now, now)
-        details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
-        self._end(None, "ExecutionAborted", details)
-        self.status = "ABORTED"
-        self.error, self.cause = error, cause
+        self._halt("ExecutionAborted", "ABORTED", error, cause)
+
+    def record(self, kind: str, details: dict[str, Any], scope: str, now: float) -> int:
+        """Record one of our own events (``OWN_TYPES``: approvals, role sessions...) and return its id.
+
+        The event belongs to the running thread ``scope`` (``""`` for the top level) and changes
+        nothing else; the history replays it through this door.
+        """
+        if kind not in OWN_TYPES:
+            raise ValueError(f"{kind!r} is not one of our own event types; the machine emits the others")
+        frame = self._find_frame(scope) if self.status == "RUNNING" else None
+        if frame is None:
+            raise KeyError(f"no running thread {scope!r}")
+        self.now = max(self.now, now)
+        with self._door():
+            return self._emit(frame, kind, details)
+        return self.last_event_id - 1  # the history is full: ExecutionFailed followed the event
 
     def pending_tasks(self) -> list[TaskRequest]:
-        """Tasks scheduled and not yet answered."""
+        """Tasks scheduled and not yet answered, in the order they were scheduled."""
         return list(self.tasks.values())
 
+    def _find_frame(self, scope: str) -> Frame | None:
+        stack = [self._root] if self._root is not None else []
+        while stack:
+            frame = stack.pop()
+            if frame.scope == scope:
+                return frame if frame.alive else None
+            if frame.children is not None:
+                stack.extend(frame.children.active.values())
+        return None
+
     # ------------------------------------------------------------------ events
+    @contextmanager
+    def _door(self) -> Iterator[None]:
+        """Around the work of a door: a full history fails the execution (``States.Runtime``)."""
+        try:
+            yield
+        except _HistoryFull:
+            self._fail_execution(
+                None,
+                errors.RUNTIME,
+                f"The execution history reached the limit of {self.limits.max_events} events.",
+            )
+
     def _emit(self, frame: Frame | None, kind: str, details: dict[str, Any]) -> int:
         self.last_event_id += 1
         event_id = self.last_event_id
-        prev = frame.last_event_id if frame is not None else event_id - 1
-        if frame is not None:
+        if frame is None:
+            prev = event_id - 1
+        else:
+            prev = frame.last_event_id
             frame.last_event_id = event_id
         if self.sink is not None:
             self.sink(HistoryEvent(event_id, prev, self.now, kind, details, frame.scope if frame else ""))
+        if event_id >= self._event_cap and kind not in _UNCAPPED:
+            raise _HistoryFull
         return event_id
 
     def _end(self, frame: Frame | None, kind: str, details: dict[str, Any]) -> None:
@@ -322,10 +453,21 @@ class Execution:
         self._timers.clear()
         self._ready.clear()
 
+    def _halt(self, kind: str, status: str, error: str | None, cause: str | None) -> None:
+        """End a running execution from outside its states (``stop``, the execution timing out).
+
+        Only the terminal event is recorded: what the execution was doing simply stops.
+        """
+        self.status = status
+        self.error, self.cause = error, cause
+        details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
+        self._end(None, kind, details)
+
     # ------------------------------------------------------------------ scheduling
     def _run(self) -> None:
-        while self._ready and self.status == "RUNNING":
-            frame = self._ready.popleft()
+        ready = self._ready
+        while ready and self.status == "RUNNING":
+            frame = ready.popleft()
             frame.queued = False
             if frame.alive:
                 self._step(frame)
@@ -336,7 +478,6 @@ class Execution:
             self._ready.append(frame)
 
     def _set_timer(self, frame: Frame, due: float) -> None:
-        frame.due = due
         self._timer_seq += 1
         heapq.heappush(self._timers, (due, self._timer_seq, frame))
 
@@ -355,28 +496,49 @@ class Execution:
     # ------------------------------------------------------------------ walking states
     def _enter(self, frame: Frame, name: str, raw_input: Any) -> None:
         frame.state_name = name
-        frame.state = frame.program["States"][name]
         frame.raw_input = raw_input
         frame.phase = Phase.ENTER
         frame.retry_counts = []
         frame.retry_total = 0
+        frame.token = None
         self._wake(frame)
 
     def _step(self, frame: Frame) -> None:
         """Run ``frame`` until it blocks, finishes or hands over to a child."""
         while frame.alive and self.status == "RUNNING":
             phase = frame.phase
-            if phase is Phase.ENTER:
-                state = frame.state
-                kind = state["Type"]
-                frame.entered_time = self.now
-                frame.entered_id = self._emit(
-                    frame,
-                    f"{kind}StateEntered",
-                    {"name": frame.state_name, "input": dumps(frame.raw_input), "inputDetails": {"truncated": False}},
-                )
+            if phase is Phase.ENTER or phase is Phase.RUN:
+                if phase is Phase.ENTER:
+                    states = frame.program.get("States")
+                    state = states.get(frame.state_name) if isinstance(states, dict) else None
+                    if not isinstance(state, dict):
+                        frame.state = {}
+                        self._frame_failed(
+                            frame,
+                            _FinalError(
+                                errors.RUNTIME, f"The state machine has no state named '{frame.state_name}'."
+                            ),
+                        )
+                        return
+                    frame.state = state
+                    frame.entered_time = self.now
+                    frame.entered_id = self._emit(
+                        frame,
+                        f"{state.get('Type')}StateEntered",
+                        {
+                            "name": frame.state_name,
+                            "input": dumps(frame.raw_input),
+                            "inputDetails": {"truncated": False},
+                        },
+                    )
+                    frame.phase = Phase.RUN
+                handler = _HANDLERS.get(frame.state.get("Type", ""))
                 try:
-                    _HANDLERS[kind](self, frame)
+                    if handler is None:
+                        raise StatesError(
+                            errors.RUNTIME, f"Unsupported state type {frame.state.get('Type')!r}."
+                        )
+                    handler(self, frame)
                 except StatesError as exc:
                     self._state_failed(frame, exc)
             elif phase is Phase.CHILDREN:
@@ -390,14 +552,17 @@ class Execution:
                 return
 
     def _fire(self, frame: Frame) -> None:
-        """A timer of ``frame`` fell due."""
-        try:
-            if frame.phase is Phase.WAIT:
-                self._exit_state(frame, frame.effective, assigned=frame.assigned, kind="Wait")
-            elif frame.phase is Phase.RETRY:
-                _HANDLERS_RETRY[frame.state["Type"]](self, frame)
-        except StatesError as exc:
-            self._state_failed(frame, exc)
+        """A timer of ``frame`` fell due: a Wait state ends or a retry back-off is over."""
+        if not frame.alive:
+            return
+        if frame.phase is Phase.WAIT:
+            try:
+                self._exit_state(frame, frame.wait_output, assigned=frame.assigned)
+            except StatesError as exc:
+                self._state_failed(frame, exc)
+        elif frame.phase is Phase.RETRY:
+            frame.phase = Phase.RUN
+            self._wake(frame)
 
     # ------------------------------------------------------------------ evaluation helpers
     def _ql(self, frame: Frame) -> str:
@@ -417,10 +582,10 @@ class Execution:
             "State": {"EnteredTime": format_timestamp_f(frame.entered_time), "Name": frame.state_name},
             "StateMachine": {"Id": info.state_machine_arn, "Name": info.state_machine_name},
         }
-        if frame.state.get("Type") in ("Task", "Parallel", "Map"):
+        if frame.state.get("Type") in _RETRIABLE:
             ctx["State"]["RetryCount"] = frame.retry_total
-        if frame.task is not None:
-            ctx["Task"] = {"Token": frame.task.id}
+        if frame.token is not None:
+            ctx["Task"] = {"Token": frame.token}
         if frame.map_item is not None:
             ctx["Map"] = {"Item": {"Index": frame.map_item[0], "Value": frame.map_item[1]}}
         return ctx
@@ -433,14 +598,23 @@ class Execution:
         bound.update(states)
         return Evaluator(bound, frame.variables.visible(), self.rng, self.new_uuid)
 
-    def _effective_input(self, frame: Frame, *, parameters: str | None = "Parameters") -> Any:
+    def _effective_input(self, frame: Frame, jp: JsonPathEval) -> Any:
         """JSONPath: InputPath, then the Parameters template."""
         state = frame.state
-        ev = self._jsonpath(frame, frame.raw_input)
-        data = ev.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
-        if parameters and parameters in state:
-            data = ev.with_data(data).template(state[parameters])
+        data = jp.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
+        if "Parameters" in state:
+            data = jp.with_data(data).template(state["Parameters"])
         return data
+
+    def _check_size(self, frame: Frame, value: Any, what: str) -> str:
+        text = dumps(value)
+        if len(text.encode()) > self.limits.payload_bytes:
+            raise StatesError(
+                errors.DATA_LIMIT_EXCEEDED,
+                f"The state/task '{frame.state_name}' {what} with a size exceeding the maximum number of "
+                "bytes service limit.",
+            )
+        return text
 
     def _complete_state(self, frame: Frame, result: Any) -> None:
         """A Task/Parallel/Map state has its result: process it and leave the state."""
@@ -463,78 +637,90 @@ class Execution:
         self._exit_state(frame, output, assigned=assigned)
 
     def _exit_state(
-        self, frame: Frame, output: Any, *, assigned: dict[str, Any] | None = None, kind: str | None = None,
+        self,
+        frame: Frame,
+        output: Any,
+        *,
+        assigned: dict[str, Any] | None = None,
         next_state: str | None = None,
     ) -> None:
+        """Record ``...StateExited`` and go on: to ``next_state`` (or the state's Next), or end the frame."""
         state = frame.state
-        kind = kind or state["Type"]
-        text = dumps(output)
-        if len(text.encode()) > self.limits.payload_bytes:
-            raise StatesError(
-                E.DATA_LIMIT_EXCEEDED,
-                f"The state/task '{frame.state_name}' returned a result with a size exceeding the maximum "
-                "number of bytes service limit.",
-            )
-        details: dict[str, Any] = {"name": frame.state_name, "output": text, "outputDetails": {"truncated": False}}
+        text = self._check_size(frame, output, "returned a result")
+        details: dict[str, Any] = {
+            "name": frame.state_name,
+            "output": text,
+            "outputDetails": {"truncated": False},
+        }
         if assigned:
             frame.variables.values.update(assigned)
             details["assignedVariables"] = {k: dumps(v) for k, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}
-        self._emit(frame, f"{kind}StateExited", details)
+        self._emit(frame, f"{state['Type']}StateExited", details)
         target = next_state if next_state is not None else state.get("Next")
-        if kind == "Succeed" or (target is None and (state.get("End") or kind == "Succeed")):
-            self._frame_succeeded(frame, output)
-        elif target is None:
+        if target is None:
             self._frame_succeeded(frame, output)
         else:
             self._enter(frame, target, output)
 
     # ------------------------------------------------------------------ errors, Retry, Catch
-    def _state_failed(self, frame: Frame, exc: StatesError, *, evaluated: bool = True) -> None:
-        """A state failed: retry it, catch it, or fail the frame."""
-        if evaluated and exc.error not in (E.DATA_LIMIT_EXCEEDED,) and not getattr(exc, "prefixed", False):
-            if exc.error in (E.RUNTIME, E.QUERY_EVALUATION_ERROR, E.INTRINSIC_FAILURE, E.RESULT_PATH_MATCH_FAILURE):
-                exc = _prefixed(exc, frame)
+    def _state_failed(self, frame: Frame, exc: StatesError, *, source: Source = "state") -> None:
+        """A state failed: retry it, catch it, or fail the frame.
+
+        ``source`` says where the error comes from: the state's own evaluation (its cause gets the
+        state's location), the task it ran (``task``: ``States.TaskFailed`` may match it) or its
+        branches/iterations (``children``).
+        """
+        if source == "state" and exc.error in _LOCATED_ERRORS and not isinstance(exc, _FinalError):
+            exc = _located(exc, frame)
         state = frame.state
         kind = state.get("Type")
-        if kind in ("Task", "Parallel", "Map"):
-            delay = self._retry_delay(frame, exc)
+        if kind in _RETRIABLE and exc.error != errors.RUNTIME:
+            delay = self._retry_delay(frame, exc, from_task=source == "task")
             if delay is not None:
                 frame.phase = Phase.RETRY
                 frame.retry_total += 1
                 self._set_timer(frame, self.now + delay)
                 return
-            catcher = _matching(state.get("Catch", ()), exc.error)
+            if kind != "Task":
+                self._emit(frame, f"{kind}StateFailed", {})
+            catcher = _matching(state.get("Catch", ()), exc.error, from_task=source == "task")
             if catcher is not None:
                 self._catch(frame, catcher, exc)
                 return
         self._frame_failed(frame, exc)
 
-    def _retry_delay(self, frame: Frame, exc: StatesError) -> float | None:
-        retriers = frame.state.get("Retry", ())
-        if exc.error in (E.RUNTIME,) or not retriers:
+    def _retry_delay(self, frame: Frame, exc: StatesError, *, from_task: bool) -> float | None:
+        """The back-off before the next attempt, or None when no retrier takes the error.
+
+        The first retrier whose ErrorEquals matches decides; when its MaxAttempts are used up the
+        error goes on to the catchers (later retriers are not consulted).
+        """
+        retriers = frame.state.get("Retry")
+        if not retriers:
             return None
-        if len(frame.retry_counts) < len(retriers):
+        if len(frame.retry_counts) != len(retriers):
             frame.retry_counts = [0] * len(retriers)
         for i, retrier in enumerate(retriers):
-            if _matches(retrier.get("ErrorEquals", ()), exc.error):
-                attempts = frame.retry_counts[i]
-                max_attempts = retrier.get("MaxAttempts", 3)
-                if attempts >= max_attempts:
-                    return None
-                frame.retry_counts[i] = attempts + 1
-                interval = retrier.get("IntervalSeconds", 1)
-                rate = retrier.get("BackoffRate", 2.0)
-                delay = float(interval) * float(rate) ** attempts
-                cap = retrier.get("MaxDelaySeconds")
-                if cap is not None:
-                    delay = min(delay, float(cap))
-                if retrier.get("JitterStrategy") == "FULL":
-                    delay = self.rng.uniform(0, delay)
-                return delay
+            if not _matches(retrier.get("ErrorEquals", ()), exc.error, from_task=from_task):
+                continue
+            attempts = frame.retry_counts[i]
+            if attempts >= retrier.get("MaxAttempts", 3):
+                return None
+            frame.retry_counts[i] = attempts + 1
+            delay = (
+                float(retrier.get("IntervalSeconds", 1)) * float(retrier.get("BackoffRate", 2.0)) ** attempts
+            )
+            cap = retrier.get("MaxDelaySeconds")
+            if cap is not None:
+                delay = min(delay, float(cap))
+            if retrier.get("JitterStrategy") == "FULL":
+                delay = self.rng.uniform(0, delay)
+            return delay
         return None
 
     def _catch(self, frame: Frame, catcher: dict[str, Any], exc: StatesError) -> None:
+        """A catcher took the error: record ``...StateExited`` with its output and go to its Next."""
         error_output = {"Error": exc.error, "Cause": exc.cause}
         try:
             if self._ql(frame) == JSONATA:
@@ -547,12 +733,11 @@ class Execution:
                 output = apply_result_path(
                     frame.raw_input, catcher.get("ResultPath"), error_output, present="ResultPath" in catcher
                 )
+            self._exit_state(frame, output, assigned=assigned, next_state=catcher["Next"])
         except StatesError as inner:
-            self._frame_failed(frame, _prefixed(inner, frame))
-            return
-        if assigned:
-            frame.variables.values.update(assigned)
-        self._enter(frame, catcher["Next"], output)
+            if inner.error in _LOCATED_ERRORS and not isinstance(inner, _FinalError):
+                inner = _located(inner, frame)
+            self._frame_failed(frame, inner)
 
     # ------------------------------------------------------------------ frames ending
     def _frame_succeeded(self, frame: Frame, output: Any) -> None:
@@ -562,12 +747,15 @@ class Execution:
         if parent is None:
             self.status = "SUCCEEDED"
             self.output = output
-            self._end(frame, "ExecutionSucceeded", {"output": dumps(output), "outputDetails": {"truncated": False}})
+            self._end(
+                frame, "ExecutionSucceeded", {"output": dumps(output), "outputDetails": {"truncated": False}}
+            )
             return
         children = parent.children
         assert children is not None
         if children.is_map:
             self._emit(frame, "MapIterationSucceeded", {"name": parent.state_name, "index": frame.index})
+        _fold(parent, frame)
         children.active.pop(frame.index, None)
         children.results[frame.index] = output
         children.finished += 1
@@ -578,7 +766,10 @@ class Execution:
         frame.alive = False
         parent = frame.parent
         if parent is None:
-            self._fail_execution(frame, exc.error, exc.cause)
+            if isinstance(exc, _FinalError):
+                self._fail_execution(frame, exc.name, exc.reason)
+            else:
+                self._fail_execution(frame, exc.error, exc.cause)
             return
         children = parent.children
         assert children is not None
@@ -587,19 +778,23 @@ class Execution:
         if children.is_map:
             self._emit(frame, "MapIterationFailed", {"name": parent.state_name, "index": frame.index})
             children.failures += 1
-            if self._tolerated(children):
-                children.results[frame.index] = {"Error": exc.error, "Cause": exc.cause}
-                self._wake(parent)
-                return
-            if children.tolerated_count is not None or children.tolerated_percentage is not None:
-                exc = StatesError(
-                    E.EXCEED_TOLERATED_FAILURE_THRESHOLD,
+            if exc.error != errors.RUNTIME and (
+                children.tolerated_count is not None or children.tolerated_percentage is not None
+            ):
+                if not _threshold_exceeded(children):
+                    _fold(parent, frame)
+                    children.results[frame.index] = {"Error": exc.error, "Cause": exc.cause}
+                    self._wake(parent)
+                    return
+                exc = _FinalError(
+                    errors.EXCEED_TOLERATED_FAILURE_THRESHOLD,
                     "The specified tolerated failure threshold was exceeded",
                 )
-        if children.failure is None:
-            children.failure = exc
+        _fold(parent, frame)
+        children.failed = True
         self._abort_children(parent)
-        self._children_failed(parent, exc)
+        parent.children = None
+        self._state_failed(parent, exc, source="children")
 
     def _fail_execution(self, frame: Frame | None, error: str | None, cause: str | None) -> None:
         self.status = "FAILED"
@@ -607,42 +802,32 @@ class Execution:
         details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
         self._end(frame, "ExecutionFailed", details)
 
-    def _tolerated(self, children: Children) -> bool:
-        if children.tolerated_count is None and children.tolerated_percentage is None:
-            return False
-        if children.tolerated_count is not None and children.failures <= children.tolerated_count:
-            return True
-        if children.tolerated_percentage is not None:
-            total = len(children.inputs)
-            return total > 0 and 100.0 * children.failures / total <= children.tolerated_percentage
-        return False
-
     def _abort_children(self, parent: Frame) -> None:
         children = parent.children
         if children is None:
             return
         for child in list(children.active.values()):
-            self._kill(child)
+            self._abort(child)
             if children.is_map:
                 self._emit(child, "MapIterationAborted", {"name": parent.state_name, "index": child.index})
+            _fold(parent, child)
         children.active.clear()
         children.next_index = len(children.inputs)
 
-    def _kill(self, frame: Frame) -> None:
-        frame.alive = False
+    def _abort(self, frame: Frame) -> None:
+        """Stop a live frame: withdraw its task, abort its children, record ``<Type>StateAborted``."""
+        if frame.phase is Phase.CHILDREN:
+            self._abort_children(frame)
         if frame.task is not None:
             self.tasks.pop(frame.task.id, None)
             self._task_frames.pop(frame.task.id, None)
-        if frame.children is not None:
-            for child in list(frame.children.active.values()):
-                self._kill(child)
-
-    def _children_failed(self, parent: Frame, exc: StatesError) -> None:
-        kind = parent.state["Type"]
-        self._emit(parent, f"{kind}StateFailed", {})
-        parent.children = None
-        parent.phase = Phase.ENTER  # failure handling decides what comes next
-        self._state_failed(parent, exc, evaluated=False)
+            frame.task = None
+        kind = frame.state.get("Type")
+        if frame.phase is not Phase.ENTER and frame.phase is not Phase.DONE and kind in _ABORTABLE:
+            self._emit(frame, f"{kind}StateAborted", {})
+        frame.phase = Phase.DONE
+        frame.alive = False
+        frame.children = None
 
     # ------------------------------------------------------------------ Parallel and Map
     def _start_children(self, frame: Frame, children: Children) -> None:
@@ -651,16 +836,19 @@ class Execution:
         self._wake(frame)
 
     def _pump(self, frame: Frame) -> None:
+        """Start branches/iterations while the concurrency allows; complete the state when all are done."""
         children = frame.children
         assert children is not None
         total = len(children.inputs)
         limit = children.max_concurrency or total
-        while children.next_index < total and len(children.active) < limit and frame.alive:
+        while children.next_index < total and len(children.active) < limit:
             index = children.next_index
             children.next_index += 1
-            program = children.programs[index if not children.is_map else 0]
+            program = children.programs[0 if children.is_map else index]
             child = Frame(
-                scope=f"{frame.scope}/{frame.state_name}/{index}" if frame.scope else f"{frame.state_name}/{index}",
+                scope=f"{frame.scope}/{frame.state_name}/{index}"
+                if frame.scope
+                else f"{frame.state_name}/{index}",
                 program=program,
                 query_language=program.get("QueryLanguage", self._ql(frame)),
                 variables=frame.variables.child(),
@@ -671,17 +859,16 @@ class Execution:
             children.active[index] = child
             if children.is_map:
                 self._emit(child, "MapIterationStarted", {"name": frame.state_name, "index": index})
-            self._enter(child, program["StartAt"], children.inputs[index])
+            self._enter(child, program.get("StartAt", ""), children.inputs[index])
             self._ready.remove(child)
             child.queued = False
             self._step(child)
-            if children.failure is not None or not frame.alive or frame.children is not children:
+            if children.failed or not frame.alive or self.status != "RUNNING":
                 return
         if children.finished == total and frame.children is children:
             frame.children = None
-            kind = frame.state["Type"]
-            self._emit(frame, f"{kind}StateSucceeded", {})
-            frame.phase = Phase.ENTER
+            self._emit(frame, f"{frame.state['Type']}StateSucceeded", {})
+            frame.phase = Phase.RUN
             self._complete_state(frame, children.results)
 
     # ------------------------------------------------------------------ state types
@@ -693,55 +880,56 @@ class Execution:
             output = ev.template(state["Output"], "Output") if "Output" in state else frame.raw_input
             self._exit_state(frame, output, assigned=assigned)
             return
-        ev = self._jsonpath(frame, frame.raw_input)
-        data = ev.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
-        if "Parameters" in state:
-            data = ev.with_data(data).template(state["Parameters"])
-        result = state["Result"] if "Result" in state else data
-        assigned = ev.with_data(result).assign(state["Assign"]) if "Assign" in state else None
-        output = apply_result_path(frame.raw_input, state.get("ResultPath"), result, present="ResultPath" in state)
+        jp = self._jsonpath(frame, frame.raw_input)
+        result = state["Result"] if "Result" in state else self._effective_input(frame, jp)
+        assigned = jp.with_data(result).assign(state["Assign"]) if "Assign" in state else None
+        output = apply_result_path(
+            frame.raw_input, state.get("ResultPath"), result, present="ResultPath" in state
+        )
         if "OutputPath" in state:
-            output = ev.with_data(output).select_path(state["OutputPath"])
+            output = jp.with_data(output).select_path(state["OutputPath"])
         self._exit_state(frame, output, assigned=assigned)
 
     def _succeed(self, frame: Frame) -> None:
         state = frame.state
         if self._ql(frame) == JSONATA:
             output = (
-                self._jsonata(frame).template(state["Output"], "Output") if "Output" in state else frame.raw_input
+                self._jsonata(frame).template(state["Output"], "Output")
+                if "Output" in state
+                else frame.raw_input
             )
         else:
-            ev = self._jsonpath(frame, frame.raw_input)
-            output = ev.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
+            jp = self._jsonpath(frame, frame.raw_input)
+            output = jp.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
             if "OutputPath" in state:
-                output = ev.with_data(output).select_path(state["OutputPath"])
+                output = jp.with_data(output).select_path(state["OutputPath"])
         self._exit_state(frame, output)
 
     def _fail(self, frame: Frame) -> None:
         state = frame.state
         error: Any = state.get("Error")
         cause: Any = state.get("Cause")
-        if self._ql(frame) == JSONATA:
+        jsonata = self._ql(frame) == JSONATA
+        if jsonata:
             ev = self._jsonata(frame)
             if is_expression(error):
                 error = ev.evaluate(error, "Error")
             if is_expression(cause):
                 cause = ev.evaluate(cause, "Cause")
         else:
-            ev2 = self._jsonpath(frame, frame.raw_input)
+            jp = self._jsonpath(frame, frame.raw_input)
             if "ErrorPath" in state:
-                error = ev2.value_of(state["ErrorPath"], "ErrorPath")
+                error = jp.value_of(state["ErrorPath"], "ErrorPath")
             if "CausePath" in state:
-                cause = ev2.value_of(state["CausePath"], "CausePath")
+                cause = jp.value_of(state["CausePath"], "CausePath")
         for name, value in (("Error", error), ("Cause", cause)):
             if value is not None and not isinstance(value, str):
                 raise StatesError(
-                    E.RUNTIME,
-                    f"The {name}{'Path' if self._ql(frame) != JSONATA else ''} field must resolve to a string, "
+                    errors.RUNTIME,
+                    f"The {name}{'' if jsonata else 'Path'} field must resolve to a string, "
                     f"got {dumps(value)}",
                 )
-        frame.phase = Phase.DONE
-        self._frame_failed(frame, _UnprefixedError(error, cause))
+        self._frame_failed(frame, _FinalError(error, cause))
 
     def _choice(self, frame: Frame) -> None:
         state = frame.state
@@ -752,10 +940,10 @@ class Execution:
                 value = ev.evaluate(cond, f"Choices[{i}].Condition") if is_expression(cond) else cond
                 if not isinstance(value, bool):
                     raise StatesError(
-                        E.QUERY_EVALUATION_ERROR,
-                        f"The JSONata expression '{cond}' specified for the field 'Condition' returned an "
-                        f"unexpected result type. Expected 'boolean' but was '{_type_name(value)}' for value: "
-                        f"{dumps(value)}",
+                        errors.QUERY_EVALUATION_ERROR,
+                        f"The JSONata expression '{cond}' specified for the field 'Condition' returned "
+                        "an unexpected result type. Expected 'boolean' but was "
+                        f"'{_type_name(value)}' for value: {dumps(value)}",
                     )
                 if value:
                     assigned = ev.template(rule["Assign"], "Assign") if "Assign" in rule else None
@@ -763,31 +951,31 @@ class Execution:
                     self._exit_state(frame, output, assigned=assigned, next_state=rule["Next"])
                     return
             if "Default" not in state:
-                raise _UnprefixedError(E.NO_CHOICE_MATCHED, "No Matches!")
+                raise _FinalError(errors.NO_CHOICE_MATCHED, "No Matches!")
             assigned = ev.template(state["Assign"], "Assign") if "Assign" in state else None
             output = ev.template(state["Output"], "Output") if "Output" in state else frame.raw_input
             self._exit_state(frame, output, assigned=assigned, next_state=state["Default"])
             return
-        ev2 = self._jsonpath(frame, frame.raw_input)
-        data = ev2.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
-        ev_data = ev2.with_data(data)
+        jp = self._jsonpath(frame, frame.raw_input)
+        data = jp.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
+        jd = jp.with_data(data)
         target: str | None = None
         assign: Any = None
         for rule in state.get("Choices", ()):
-            if evaluate_rule(rule, ev_data.resolve):
+            if evaluate_rule(rule, jd.resolve):
                 target, assign = rule["Next"], rule.get("Assign")
                 break
         else:
             if "Default" not in state:
-                raise _UnprefixedError(E.NO_CHOICE_MATCHED, "No Matches!")
+                raise _FinalError(errors.NO_CHOICE_MATCHED, "No Matches!")
             target, assign = state["Default"], state.get("Assign")
-        assigned = ev_data.assign(assign) if assign is not None else None
-        output = ev_data.select_path(state["OutputPath"]) if "OutputPath" in state else data
+        assigned = jd.assign(assign) if assign is not None else None
+        output = jd.select_path(state["OutputPath"]) if "OutputPath" in state else data
         self._exit_state(frame, output, assigned=assigned, next_state=target)
 
     def _wait(self, frame: Frame) -> None:
         state = frame.state
-        seconds: float | None = None
+        seconds: int | None = None
         timestamp: str | None = None
         if self._ql(frame) == JSONATA:
             ev = self._jsonata(frame)
@@ -804,46 +992,47 @@ class Execution:
                     value = ev.evaluate(value, "Timestamp")
                 if not isinstance(value, str) or parse_timestamp(value) is None:
                     raise StatesError(
-                        E.QUERY_EVALUATION_ERROR,
-                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format "
-                        f"string: {value if isinstance(value, str) else dumps(value)}",
+                        errors.QUERY_EVALUATION_ERROR,
+                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time "
+                        f"format string: {value if isinstance(value, str) else dumps(value)}",
                     )
                 timestamp = value
         else:
-            ev2 = self._jsonpath(frame, frame.raw_input)
-            data = ev2.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
-            evd = ev2.with_data(data)
-            assigned = evd.assign(state["Assign"]) if "Assign" in state else None
-            output = evd.select_path(state["OutputPath"]) if "OutputPath" in state else data
+            jp = self._jsonpath(frame, frame.raw_input)
+            data = jp.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
+            jd = jp.with_data(data)
+            assigned = jd.assign(state["Assign"]) if "Assign" in state else None
+            output = jd.select_path(state["OutputPath"]) if "OutputPath" in state else data
             if "Seconds" in state:
                 seconds = _wait_seconds(state["Seconds"], "Seconds", None)
             elif "Timestamp" in state:
-                timestamp = state["Timestamp"]
-                if parse_timestamp(str(timestamp)) is None:
+                value = state["Timestamp"]
+                if not isinstance(value, str) or parse_timestamp(value) is None:
                     raise StatesError(
-                        E.RUNTIME,
-                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format "
-                        f"string: {timestamp}",
+                        errors.RUNTIME,
+                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time "
+                        f"format string: {value}",
                     )
+                timestamp = value
             elif "SecondsPath" in state:
                 path = state["SecondsPath"]
                 try:
-                    value = evd.resolve(path)
+                    value = jd.resolve(path)
                 except paths.PathNotFound:
                     raise StatesError(
-                        E.RUNTIME, f"The SecondsPath parameter does not reference an input value: {path}"
+                        errors.RUNTIME, f"The SecondsPath parameter does not reference an input value: {path}"
                     ) from None
                 seconds = _wait_seconds(value, "SecondsPath", path)
             elif "TimestampPath" in state:
                 path = state["TimestampPath"]
                 try:
-                    value = evd.resolve(path)
+                    value = jd.resolve(path)
                 except paths.PathNotFound:
                     value = None
                 if not isinstance(value, str) or parse_timestamp(value) is None:
                     shown = value if isinstance(value, str) else dumps(value)
                     raise StatesError(
-                        E.RUNTIME,
+                        errors.RUNTIME,
                         "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
                         f"date-time format string: {path} == {shown}",
                     )
@@ -854,44 +1043,40 @@ class Execution:
         elif timestamp is not None:
             parsed = parse_timestamp(timestamp)
             assert parsed is not None
-            due = max(self.now, parsed.timestamp())
+            due = max(self.now, parsed.timestamp())  # a time in the past ends the wait at once
             if due - self.now > MAX_WAIT_SECONDS:
-                raise StatesError(E.RUNTIME, "Wait state delay is too long.")
-        frame.effective = output
+                raise StatesError(errors.RUNTIME, "Wait state delay is too long.")
+        if due <= self.now:
+            self._exit_state(frame, output, assigned=assigned)
+            return
+        frame.wait_output = output
         frame.assigned = assigned
         frame.phase = Phase.WAIT
-        if due <= self.now:
-            self._exit_state(frame, output, assigned=assigned, kind="Wait")
-            return
         self._set_timer(frame, due)
 
     def _task_state(self, frame: Frame) -> None:
+        """Schedule the task (``TaskScheduled``); on a retry its arguments are evaluated again."""
         state = frame.state
+        attempt = frame.retry_total
+        frame.token = f"{frame.scope}#{frame.state_name}#{frame.entered_id}#{attempt}"
         if self._ql(frame) == JSONATA:
             ev = self._jsonata(frame)
-            arguments = ev.template(state["Arguments"], "Arguments") if "Arguments" in state else frame.raw_input
+            arguments = (
+                ev.template(state["Arguments"], "Arguments") if "Arguments" in state else frame.raw_input
+            )
             timeout = _int_field(state, "TimeoutSeconds", ev=ev)
             heartbeat = _int_field(state, "HeartbeatSeconds", ev=ev)
             credentials = ev.template(state["Credentials"], "Credentials") if "Credentials" in state else None
         else:
-            arguments = self._effective_input(frame)
             jp = self._jsonpath(frame, frame.raw_input)
+            arguments = self._effective_input(frame, jp)
             timeout = _path_int(state, "TimeoutSeconds", jp)
             heartbeat = _path_int(state, "HeartbeatSeconds", jp)
             credentials = jp.template(state["Credentials"]) if "Credentials" in state else None
-        frame.effective = arguments
-        self._schedule_task(frame, arguments, timeout, heartbeat, credentials)
-
-    def _schedule_task(
-        self, frame: Frame, arguments: Any, timeout: int | None, heartbeat: int | None, credentials: Any
-    ) -> None:
-        state = frame.state
-        self._task_seq += 1
-        attempt = frame.retry_total
-        task_id = f"{frame.scope}#{frame.state_name}#{frame.entered_id}#{attempt}"
-        resource = str(state["Resource"])
+        parameters = self._check_size(frame, arguments, "has an input")
+        resource = str(state.get("Resource", ""))
         request = TaskRequest(
-            id=task_id,
+            id=frame.token,
             state_name=frame.state_name,
             resource=resource,
             parameters=arguments,
@@ -901,38 +1086,21 @@ class Execution:
             attempt=attempt,
             scope=frame.scope,
         )
-        rtype, res = _split_resource(resource)
-        details: dict[str, Any] = {
-            "resourceType": rtype,
-            "resource": res,
-            "region": self.info.region,
-            "parameters": dumps(arguments),
-        }
+        details = _resource_details(resource)
+        details["region"] = self.info.region
+        details["parameters"] = parameters
         if timeout is not None:
             details["timeoutInSeconds"] = timeout
         if heartbeat is not None:
             details["heartbeatInSeconds"] = heartbeat
         if credentials is not None:
-            details["taskCredentials"] = {"roleArn": credentials.get("RoleArn") if isinstance(credentials, dict) else None}
+            role = credentials.get("RoleArn") if isinstance(credentials, dict) else None
+            details["taskCredentials"] = {"roleArn": role} if isinstance(role, str) else {}
         frame.task = request
         frame.phase = Phase.TASK
-        self.tasks[task_id] = request
-        self._task_frames[task_id] = frame
+        self.tasks[request.id] = request
+        self._task_frames[request.id] = frame
         self._emit(frame, "TaskScheduled", details)
-
-    def _retry_task(self, frame: Frame) -> None:
-        state = frame.state
-        if self._ql(frame) == JSONATA:
-            ev = self._jsonata(frame)
-            timeout = _int_field(state, "TimeoutSeconds", ev=ev)
-            heartbeat = _int_field(state, "HeartbeatSeconds", ev=ev)
-            credentials = ev.template(state["Credentials"], "Credentials") if "Credentials" in state else None
-        else:
-            jp = self._jsonpath(frame, frame.raw_input)
-            timeout = _path_int(state, "TimeoutSeconds", jp)
-            heartbeat = _path_int(state, "HeartbeatSeconds", jp)
-            credentials = jp.template(state["Credentials"]) if "Credentials" in state else None
-        self._schedule_task(frame, frame.effective, timeout, heartbeat, credentials)
 
     def _parallel(self, frame: Frame) -> None:
         state = frame.state
@@ -940,16 +1108,12 @@ class Execution:
             ev = self._jsonata(frame)
             data = ev.template(state["Arguments"], "Arguments") if "Arguments" in state else frame.raw_input
         else:
-            data = self._effective_input(frame)
-        frame.effective = data
-        self._launch_parallel(frame)
-
-    def _launch_parallel(self, frame: Frame) -> None:
-        branches = frame.state["Branches"]
+            data = self._effective_input(frame, self._jsonpath(frame, frame.raw_input))
+        branches = state.get("Branches", [])
         self._emit(frame, "ParallelStateStarted", {})
         children = Children(
             is_map=False,
-            inputs=[frame.effective] * len(branches),
+            inputs=[data] * len(branches),
             programs=list(branches),
             results=[None] * len(branches),
         )
@@ -957,8 +1121,9 @@ class Execution:
 
     def _map(self, frame: Frame) -> None:
         state = frame.state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
+        processor = state.get("ItemProcessor") or state.get("Iterator") or {}
         jsonata = self._ql(frame) == JSONATA
+        ev: Evaluator | None = None
         if jsonata:
             ev = self._jsonata(frame)
             if "Items" in state:
@@ -967,40 +1132,37 @@ class Execution:
                 if not isinstance(items, list):
                     body = items_field[2:-2].strip() if is_expression(items_field) else dumps(items_field)
                     raise StatesError(
-                        E.QUERY_EVALUATION_ERROR,
-                        f"The JSONata expression '{body}' specified for the field 'Items' returned an unexpected "
-                        f"result type. Expected 'array', but was '{_type_name(items)}' for value: {dumps(items)}",
+                        errors.QUERY_EVALUATION_ERROR,
+                        f"The JSONata expression '{body}' specified for the field 'Items' returned an "
+                        f"unexpected result type. Expected 'array', but was '{_type_name(items)}' for value: "
+                        f"{dumps(items)}",
                     )
             else:
                 items = frame.raw_input
             base = frame.raw_input
-            max_conc = _int_field(state, "MaxConcurrency", ev=ev) or 0
-            tol_count = _int_field(state, "ToleratedFailureCount", ev=ev)
-            tol_pct_raw = state.get("ToleratedFailurePercentage")
-            tol_pct = ev.evaluate(tol_pct_raw, "ToleratedFailurePercentage") if is_expression(tol_pct_raw) else tol_pct_raw
+            max_conc: float = _int_field(state, "MaxConcurrency", ev=ev) or 0
+            tol_count: float | None = _int_field(state, "ToleratedFailureCount", ev=ev)
+            tol_pct = _number_field(state, "ToleratedFailurePercentage", ev=ev)
         else:
             jp = self._jsonpath(frame, frame.raw_input)
             base = jp.select_path(state["InputPath"]) if "InputPath" in state else frame.raw_input
             jb = jp.with_data(base)
-            if "ItemsPath" in state:
-                items = jb.select_path(state["ItemsPath"])
-            else:
-                items = base
+            items = jb.select_path(state["ItemsPath"]) if "ItemsPath" in state else base
             max_conc = _map_number(state, "MaxConcurrency", jb, integer=True) or 0
             tol_count = _map_number(state, "ToleratedFailureCount", jb, integer=True)
             tol_pct = _map_number(state, "ToleratedFailurePercentage", jb, integer=False)
         if tol_count is not None and tol_count < 0:
-            raise StatesError(E.RUNTIME, "ToleratedFailureCount cannot be negative.")
+            raise StatesError(errors.RUNTIME, "ToleratedFailureCount cannot be negative.")
         if tol_pct is not None and not (0 <= tol_pct <= 100):
-            raise StatesError(E.RUNTIME, "ToleratedFailurePercentage must be between 0 and 100.")
+            raise StatesError(errors.RUNTIME, "ToleratedFailurePercentage must be between 0 and 100.")
         if not isinstance(items, list):
             raise StatesError(
-                E.QUERY_EVALUATION_ERROR if jsonata else E.RUNTIME,
+                errors.QUERY_EVALUATION_ERROR if jsonata else errors.RUNTIME,
                 f"Map state input must be an array but was: {dumps(items)}",
             )
-        if "ItemBatcher" in state:
-            items = self._batch(frame, state["ItemBatcher"], items, base)
-        selector_key = "ItemSelector" if "ItemSelector" in state else ("Parameters" if "Parameters" in state else None)
+        selector_key = (
+            "ItemSelector" if "ItemSelector" in state else ("Parameters" if "Parameters" in state else None)
+        )
         inputs: list[Any] = items
         if selector_key is not None:
             selector = state[selector_key]
@@ -1012,11 +1174,9 @@ class Execution:
                 else:
                     inputs.append(self._jsonpath(frame, base).template(selector))
             frame.map_item = None
-        distributed = (processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
-        frame.effective = base
+        if "ItemBatcher" in state:
+            inputs = self._batch(frame, state["ItemBatcher"], inputs, base, ev)
         self._emit(frame, "MapStateStarted", {"length": len(inputs)})
-        if distributed:
-            processor = dict(processor)
         children = Children(
             is_map=True,
             inputs=inputs,
@@ -1028,22 +1188,33 @@ class Execution:
         )
         self._start_children(frame, children)
 
-    def _batch(self, frame: Frame, batcher: dict[str, Any], items: list[Any], base: Any) -> list[Any]:
-        jp = self._jsonpath(frame, base)
-        max_items = batcher.get("MaxItemsPerBatch")
-        if "MaxItemsPerBatchPath" in batcher:
-            max_items = jp.select_path(batcher["MaxItemsPerBatchPath"])
-        max_bytes = batcher.get("MaxInputBytesPerBatch")
-        if "MaxInputBytesPerBatchPath" in batcher:
-            max_bytes = jp.select_path(batcher["MaxInputBytesPerBatchPath"])
-        batch_input = jp.template(batcher["BatchInput"]) if "BatchInput" in batcher else None
-        batches: list[Any] = []
+    def _batch(
+        self, frame: Frame, batcher: dict[str, Any], items: list[Any], base: Any, ev: Evaluator | None
+    ) -> list[Any]:
+        """ItemBatcher: group the (selected) items into ``{"BatchInput": ..., "Items": [...]}`` inputs."""
+        if ev is not None:
+            max_items = _number_field(batcher, "MaxItemsPerBatch", ev=ev)
+            max_bytes = _number_field(batcher, "MaxInputBytesPerBatch", ev=ev)
+            batch_input = (
+                ev.template(batcher["BatchInput"], "BatchInput") if "BatchInput" in batcher else None
+            )
+        else:
+            jp = self._jsonpath(frame, base)
+            max_items = _map_number(batcher, "MaxItemsPerBatch", jp, integer=True)
+            max_bytes = _map_number(batcher, "MaxInputBytesPerBatch", jp, integer=True)
+            batch_input = jp.template(batcher["BatchInput"]) if "BatchInput" in batcher else None
+        for name, limit in (("MaxItemsPerBatch", max_items), ("MaxInputBytesPerBatch", max_bytes)):
+            if limit is not None and limit <= 0:
+                raise StatesError(
+                    errors.RUNTIME, f"The {name} value must be a positive integer, got {dumps(limit)}."
+                )
+        batches: list[list[Any]] = []
         current: list[Any] = []
         size = 0
         for item in items:
             item_size = len(dumps(item).encode())
-            full = (max_items and len(current) >= int(max_items)) or (
-                max_bytes and current and size + item_size > int(max_bytes)
+            full = (max_items is not None and len(current) >= max_items) or (
+                max_bytes is not None and bool(current) and size + item_size > max_bytes
             )
             if full:
                 batches.append(current)
@@ -1052,70 +1223,89 @@ class Execution:
             size += item_size
         if current:
             batches.append(current)
-        out = []
-        for batch in batches:
-            entry: dict[str, Any] = {}
-            if batch_input is not None:
-                entry["BatchInput"] = batch_input
-            entry["Items"] = batch
-            out.append(entry)
-        return out
-
-    def _retry_children(self, frame: Frame) -> None:
-        if frame.state["Type"] == "Parallel":
-            self._launch_parallel(frame)
-        else:
-            self._map(frame)
+        if batch_input is None:
+            return [{"Items": batch} for batch in batches]
+        return [{"BatchInput": batch_input, "Items": batch} for batch in batches]
 
 
-class _UnprefixedError(StatesError):
-    """An error whose cause is shown as is (Fail states, no-choice-matched)."""
-
-    prefixed = True
-
-    def __init__(self, error: str | None, cause: str | None) -> None:
-        super().__init__(error or "", cause or "")
-        self.error = error  # type: ignore[assignment]
-        self.cause = cause  # type: ignore[assignment]
+def _fold(parent: Frame, child: Frame) -> None:
+    """A branch/iteration ended: the parent's next event follows the child's last one."""
+    parent.last_event_id = max(parent.last_event_id, child.last_event_id)
 
 
-def _prefixed(exc: StatesError, frame: Frame) -> StatesError:
-    out = StatesError(
+def _threshold_exceeded(children: Children) -> bool:
+    """Map tolerated failures: exceeding either threshold (count or percentage) fails the Map."""
+    if children.tolerated_count is not None and children.failures > children.tolerated_count:
+        return True
+    if children.tolerated_percentage is not None:
+        total = len(children.inputs)
+        return total > 0 and 100.0 * children.failures / total > children.tolerated_percentage
+    return False
+
+
+def _located(exc: StatesError, frame: Frame) -> StatesError:
+    return _FinalError(
         exc.error,
         f"An error occurred while executing the state '{frame.state_name}' (entered at the event id "
         f"#{frame.entered_id}). {exc.cause}",
     )
-    out.prefixed = True  # type: ignore[attr-defined]
-    return out
 
 
-def _matches(error_equals: Any, error: str | None) -> bool:
+def _matches(error_equals: Any, error: str, *, from_task: bool) -> bool:
+    """Whether an ``ErrorEquals`` list matches ``error``.
+
+    ``States.ALL`` matches everything but ``States.DataLimitExceeded`` (and ``States.Runtime``, which
+    never reaches a retrier or catcher); ``States.TaskFailed`` matches what a task reported, except
+    timeouts; ``States.Timeout`` also matches ``States.HeartbeatTimeout``.
+    """
     for name in error_equals:
         if name == error:
             return True
-        if name == E.ALL and error not in (E.RUNTIME, E.DATA_LIMIT_EXCEEDED):
+        if name == errors.ALL and error != errors.DATA_LIMIT_EXCEEDED:
             return True
-        if name == E.TASK_FAILED and error not in (E.TIMEOUT, E.RUNTIME, E.DATA_LIMIT_EXCEEDED) and error and not error.startswith("States.") :
+        if (
+            name == errors.TASK_FAILED
+            and from_task
+            and error not in (errors.TIMEOUT, errors.HEARTBEAT_TIMEOUT)
+        ):
+            return True
+        if name == errors.TIMEOUT and error == errors.HEARTBEAT_TIMEOUT:
             return True
     return False
 
 
-def _matching(catchers: Any, error: str | None) -> dict[str, Any] | None:
+def _matching(catchers: Any, error: str, *, from_task: bool) -> dict[str, Any] | None:
     for catcher in catchers:
-        if _matches(catcher.get("ErrorEquals", ()), error):
+        if _matches(catcher.get("ErrorEquals", ()), error, from_task=from_task):
             return catcher  # type: ignore[no-any-return]
     return None
 
 
 def _split_resource(resource: str) -> tuple[str, str]:
-    """``arn:aws:states:::lambda:invoke`` -> (``lambda``, ``invoke``); ``reflow:net`` -> (``reflow``, ``net``)."""
+    """The ``resourceType`` and ``resource`` that task events show for a Task's ``Resource``.
+
+    Service integrations ``arn:aws:states:::<service>:<action>`` give (service, action):
+    ``arn:aws:states:::lambda:invoke`` -> (``lambda``, ``invoke``),
+    ``arn:aws:states:::states:startExecution.sync:2`` -> (``states``, ``startExecution.sync:2``);
+    SDK integrations keep the service in the type: ``arn:aws:states:::aws-sdk:s3:getObject`` ->
+    (``aws-sdk:s3``, ``getObject``). Any other ARN gives (its service, the whole ARN):
+    ``arn:aws:lambda:us-east-1:123456789012:function:f`` -> (``lambda``, the ARN). A non-ARN resource
+    splits at its first colon: ``reflow:net`` -> (``reflow``, ``net``); ``noop`` -> (``noop``, ``noop``).
+    """
     if resource.startswith("arn:"):
         parts = resource.split(":")
-        if len(parts) >= 7 and parts[2] == "states" and parts[5]:
+        if len(parts) >= 7 and parts[2] == "states" and not parts[3] and not parts[4] and parts[5]:
+            if parts[5] == "aws-sdk" and len(parts) >= 8:
+                return f"aws-sdk:{parts[6]}", ":".join(parts[7:])
             return parts[5], ":".join(parts[6:])
-        return parts[2] if len(parts) > 2 else "arn", resource
-    kind, _, rest = resource.partition(":")
-    return kind, rest
+        return parts[2] if len(parts) > 2 and parts[2] else "arn", resource
+    kind, sep, rest = resource.partition(":")
+    return (kind, rest) if sep else (resource, resource)
+
+
+def _resource_details(resource: str) -> dict[str, Any]:
+    rtype, res = _split_resource(resource)
+    return {"resourceType": rtype, "resource": res}
 
 
 def _type_name(value: Any) -> str:
@@ -1135,36 +1325,64 @@ def _type_name(value: Any) -> str:
 
 
 def _wait_seconds(value: Any, field_name: str, path: str | None) -> int:
+    """A Wait duration: a literal or JSONata value (``path`` None) or what ``SecondsPath`` selected."""
     shown = f"{path} == {dumps(value)}" if path else dumps(value)
+    literal = path is None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        if path is None:
-            raise StatesError(E.QUERY_EVALUATION_ERROR, f"The {field_name} field must be a number, got {shown}")
-        raise StatesError(E.RUNTIME, f"The {field_name} parameter cannot be parsed as a long value: {shown}")
+        if literal:
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR, f"The {field_name} field must be a number, got {shown}"
+            )
+        raise StatesError(
+            errors.RUNTIME, f"The {field_name} parameter cannot be parsed as a long value: {shown}"
+        )
     if isinstance(value, float) and not value.is_integer():
-        if path is None:
-            raise StatesError(E.QUERY_EVALUATION_ERROR, f"The {field_name} field must be an integer, got {shown}")
-        raise StatesError(E.RUNTIME, f"The {field_name} parameter cannot be parsed as a long value: {shown}")
+        if literal:
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR, f"The {field_name} field must be an integer, got {shown}"
+            )
+        raise StatesError(
+            errors.RUNTIME, f"The {field_name} parameter cannot be parsed as a long value: {shown}"
+        )
     if value < 0:
-        if path is None:
-            raise StatesError(E.QUERY_EVALUATION_ERROR, f"The {field_name} field must be non-negative, got {shown}")
-        raise StatesError(E.RUNTIME, f"The {field_name} parameter references a negative value: {shown}")
+        if literal:
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR, f"The {field_name} field must be non-negative, got {shown}"
+            )
+        raise StatesError(errors.RUNTIME, f"The {field_name} parameter references a negative value: {shown}")
     if value > MAX_WAIT_SECONDS:
-        raise StatesError(E.RUNTIME, "Wait state delay is too long.")
+        raise StatesError(errors.RUNTIME, "Wait state delay is too long.")
     return int(value)
 
 
 def _int_field(state: dict[str, Any], name: str, *, ev: Evaluator) -> int | None:
-    value = state.get(name)
-    if is_expression(value):
-        value = ev.evaluate(value, name)
+    """A JSONata-state integer field: a literal or a ``{% %}`` expression."""
+    value = _number_field(state, name, ev=ev)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
-        raise StatesError(E.QUERY_EVALUATION_ERROR, f"The {name} field must be an integer, got {dumps(value)}")
+    if not float(value).is_integer():
+        raise StatesError(
+            errors.QUERY_EVALUATION_ERROR, f"The {name} field must be an integer, got {dumps(value)}"
+        )
     return int(value)
 
 
+def _number_field(state: dict[str, Any], name: str, *, ev: Evaluator) -> float | None:
+    """A JSONata-state number field: a literal or a ``{% %}`` expression."""
+    value = state.get(name)
+    if isinstance(value, str) and is_expression(value):
+        value = ev.evaluate(value, name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StatesError(
+            errors.QUERY_EVALUATION_ERROR, f"The {name} field must be a number, got {dumps(value)}"
+        )
+    return value
+
+
 def _path_int(state: dict[str, Any], name: str, jp: JsonPathEval) -> int | None:
+    """A JSONPath-state positive integer: ``<name>`` or the value ``<name>Path`` selects."""
     if name in state:
         return int(state[name])
     path = state.get(name + "Path")
@@ -1173,12 +1391,14 @@ def _path_int(state: dict[str, Any], name: str, jp: JsonPathEval) -> int | None:
     value = jp.select_path(path)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise StatesError(
-            E.RUNTIME, f"The {name}Path field refers to value {dumps(value)} which is not a valid positive integer"
+            errors.RUNTIME,
+            f"The {name}Path field refers to value {dumps(value)} which is not a valid positive integer",
         )
     return value
 
 
 def _map_number(state: dict[str, Any], name: str, jp: JsonPathEval, *, integer: bool) -> float | None:
+    """A JSONPath-state number: ``<name>`` or the value ``<name>Path`` selects (numeric strings too)."""
     if name in state:
         return state[name]  # type: ignore[no-any-return]
     path = state.get(name + "Path")
@@ -1196,14 +1416,15 @@ def _map_number(state: dict[str, Any], name: str, jp: JsonPathEval, *, integer: 
     if number is None:
         shown = value if isinstance(value, str) else dumps(value)
         kind = "integer" if integer else "float"
-        raise StatesError(E.RUNTIME, f'The {name}Path field refers to value "{shown}" which is not a valid {kind}: {path}')
+        raise StatesError(
+            errors.RUNTIME,
+            f'The {name}Path field refers to value "{shown}" which is not a valid {kind}: {path}',
+        )
     return number
 
 
 def format_timestamp_f(timestamp: float) -> str:
     """Seconds since the epoch in the context object's format."""
-    from datetime import UTC, datetime
-
     return format_timestamp(datetime.fromtimestamp(timestamp, UTC))
 
 
@@ -1218,16 +1439,9 @@ _HANDLERS: dict[str, Callable[[Execution, Frame], None]] = {
     "Map": Execution._map,
 }
 
-_HANDLERS_RETRY: dict[str, Callable[[Execution, Frame], None]] = {
-    "Task": Execution._retry_task,
-    "Parallel": Execution._retry_children,
-    "Map": Execution._retry_children,
-}
-
 
 def _seeded_uuid_factory(rng: random.Random) -> Callable[[], str]:
     def make() -> str:
         return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
 
     return make
-

@@ -2,6 +2,8 @@
 
 The driver loop is the same one the durable worker runs, minus the store: start the execution,
 answer its tasks (here from a mock file), let time pass to the next timer, repeat until it ends.
+Time is simulated unless ``real_time`` is set: a one-hour Wait finishes at once, and the history's
+timestamps still show the hour.
 
 Mocks map a state name (or a Task ``Resource``) to the answers of its successive attempts, in the
 vocabulary of Step Functions Local's mock configuration::
@@ -10,8 +12,11 @@ vocabulary of Step Functions Local's mock configuration::
                     {"Return": {"charged": true}}],
      "arn:aws:states:::lambda:invoke": {"Return": {"StatusCode": 200}}}
 
-A list is consumed one answer per attempt and its last answer repeats; a single object answers every
-attempt. A Task with no mock fails with ``Local.MissingMock`` naming the state and its resource.
+A state name wins over a resource. A list is consumed one answer per call and its last answer
+repeats; a single object answers every call. Calls are counted per key across the whole execution (a
+Map's iterations share their Task's list). A ``Throw`` of ``States.Timeout`` or
+``States.HeartbeatTimeout`` is reported as the task timing out (``TaskTimedOut``). A Task with no mock
+fails with ``Local.MissingMock`` naming the state and its resource.
 """
 
 from __future__ import annotations
@@ -20,18 +25,26 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from orchestrator.asl.dataflow import dumps
 from orchestrator.engine.events import HistoryEvent
-from orchestrator.engine.interpreter import Execution, ExecutionInfo, Limits, TaskRequest
-from orchestrator.errors import UsageError
+from orchestrator.engine.interpreter import (
+    DEFAULT_PAYLOAD_LIMIT,
+    Execution,
+    ExecutionInfo,
+    Limits,
+    TaskRequest,
+)
+from orchestrator.errors import HEARTBEAT_TIMEOUT, TIMEOUT, UsageError
 
 MISSING_MOCK = "Local.MissingMock"
 
 
 @dataclass
 class Mocks:
-    """Answers for Task states, by state name or resource."""
+    """Answers for Task states, by state name or resource; counts the calls of one execution."""
 
     answers: Mapping[str, Any] = field(default_factory=dict)
     _calls: dict[str, int] = field(default_factory=dict)
@@ -48,7 +61,10 @@ class Mocks:
             for i, answer in enumerate(answers):
                 where = f"{source}: {key!r}" + (f"[{i}]" if isinstance(value, list) else "")
                 if not isinstance(answer, dict) or len({"Return", "Throw"} & answer.keys()) != 1:
-                    raise UsageError(f'{where}: each answer must be {{"Return": ...}} or {{"Throw": {{...}}}}')
+                    raise UsageError(
+                        f'{where}: each answer must be {{"Return": <result>}} or '
+                        '{"Throw": {"Error": "<name>", "Cause": "<text>"}}'
+                    )
                 if "Throw" in answer:
                     throw = answer["Throw"]
                     if not isinstance(throw, dict) or not isinstance(throw.get("Error"), str):
@@ -58,7 +74,7 @@ class Mocks:
         return cls(document)
 
     def answer(self, task: TaskRequest) -> dict[str, Any] | None:
-        """The answer for this attempt of ``task``, or None when nothing mocks it."""
+        """The answer for this call of ``task``, or None when nothing mocks it."""
         key = task.state_name if task.state_name in self.answers else task.resource
         if key not in self.answers:
             return None
@@ -87,20 +103,30 @@ def run_local(
 ) -> dict[str, Any]:
     """Run ``definition`` on ``input_value`` to the end and return what ``run-local`` prints.
 
-    ``{"status": "SUCCEEDED", "output": ...}`` or ``{"status": "FAILED", "error": ..., "cause": ...}``,
-    with ``"history"`` (events in the ``get-execution-history`` shape) when asked. Raises
-    ``UsageError`` for an invalid definition or mock document.
+    ``{"status": "SUCCEEDED", "output": ...}``, or ``{"status": "FAILED", "error": ..., "cause": ...}``
+    (``TIMED_OUT`` when the definition's ``TimeoutSeconds`` ran out; ``error``/``cause`` are left out
+    when a Fail state has none), with ``"history"`` (events in the ``get-execution-history`` shape)
+    when asked. ``clock`` is read once, for the start time (and while waiting, with ``real_time``);
+    ``seed`` defaults to one derived from that time, so a fixed clock gives a reproducible run.
+
+    Raises ``UsageError`` for an invalid definition or mock document, and for an input larger than
+    the payload limit (Step Functions refuses to start such an execution).
     """
     if validate:
-        from orchestrator.asl.validate import validate_definition
+        # Imported here: the validator is only needed by callers that ask for it.
+        from orchestrator.asl.validate import validate_definition  # noqa: PLC0415
 
         problems = validate_definition(definition)
         if problems:
             lines = "\n".join(f"  {p.pointer or '/'}: {p.message}" for p in problems)
             raise UsageError(f"invalid definition:\n{lines}")
+    limits = limits or Limits(max_events=None)
+    check_input_size(input_value, limits.payload_bytes)
     if mocks is None:
         mocks = Mocks()
-    elif not isinstance(mocks, Mocks):
+    elif isinstance(mocks, Mocks):
+        mocks = Mocks(mocks.answers)  # a fresh call count for this execution
+    else:
         mocks = Mocks.parse(mocks)
     events: list[HistoryEvent] = []
     start = clock()
@@ -109,7 +135,7 @@ def run_local(
         info=ExecutionInfo(name=name, state_machine_name=state_machine_name),
         sink=events.append if history else None,
         seed=seed if seed is not None else int(start * 1000),
-        limits=limits or Limits(max_events=None),
+        limits=limits,
     )
     now = start
     execution.start(input_value, now)
@@ -117,7 +143,8 @@ def run_local(
         pending = [t for t in execution.pending_tasks() if not t.started]
         if pending:
             for task in pending:
-                _answer(execution, mocks, task, now)
+                if execution.status == "RUNNING" and task.id in execution.tasks:
+                    _answer(execution, mocks, task, now)
             continue
         due = execution.next_due()
         if due is None:
@@ -156,24 +183,58 @@ def _answer(execution: Execution, mocks: Mocks, task: TaskRequest, now: float) -
         )
     elif "Throw" in answer:
         throw = answer["Throw"]
-        execution.task_failed(task.id, throw["Error"], throw.get("Cause", ""), now)
+        error = throw["Error"]
+        if error in (TIMEOUT, HEARTBEAT_TIMEOUT):
+            execution.task_timed_out(task.id, now, heartbeat=error == HEARTBEAT_TIMEOUT)
+        else:
+            execution.task_failed(task.id, error, throw.get("Cause", ""), now)
     else:
         execution.task_succeeded(task.id, answer["Return"], now)
+
+
+def check_input_size(input_value: Any, limit: int = DEFAULT_PAYLOAD_LIMIT) -> None:
+    """Refuse an execution input over the payload limit (measured as compact UTF-8 JSON)."""
+    size = len(dumps(input_value).encode())
+    if size > limit:
+        raise UsageError(
+            f"the execution input is {size} bytes; Step Functions accepts at most {limit} bytes "
+            f"({limit // 1024} KiB)"
+        )
 
 
 def load_json_file(path: str, what: str) -> Any:
     """Read a JSON file or raise ``UsageError`` saying which file and where it is broken."""
     try:
-        with open(path, encoding="utf-8") as fh:  # noqa: PTH123
-            text = fh.read()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"cannot read {what} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     return parse_json(text, f"{what} {path}")
 
 
 def parse_json(text: str, where: str) -> Any:
-    """Parse JSON text or raise ``UsageError`` with line and column."""
+    """Parse JSON text or raise ``UsageError`` with line and column.
+
+    Only standard JSON is accepted: ``NaN`` and ``Infinity`` are refused, as AWS refuses them.
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise UsageError(
+            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except _NotJsonError as exc:
+        raise UsageError(f"{where}: invalid JSON: {exc} is not a JSON value") from None
+    except RecursionError:
+        raise UsageError(f"{where}: invalid JSON: nested too deeply") from None
+
+
+class _NotJsonError(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonError(name)
