@@ -1,0 +1,1 @@
+"""Durable executions on the event store."""

@@ -1,0 +1,510 @@
+"""Durable executions: start, advance, stop, reset, redrive and inspect them on the event store.
+
+Each operation is one fenced transaction: load the execution (replay its stream), hand the machine one
+outside fact, and append what it decided together with the work it now waits for. A second writer
+that got there first makes the append fail with ``ConcurrencyError``; the caller reloads and tries
+again, and a fact that no longer applies (a task answered twice) changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from orchestrator.engine.events import HistoryEvent
+from orchestrator.engine.interpreter import Execution, ExecutionInfo, Limits, TaskRequest
+from orchestrator.engine.replay import HistoryDiverged, replay
+from orchestrator.errors import UsageError
+from orchestrator.executions import codec
+from orchestrator.registry.model import Version
+from orchestrator.registry.service import Registry
+from orchestrator.store import ClaimedWork, ConcurrencyError, EventStore, NewEvent
+
+log = structlog.get_logger(__name__)
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
+_END_TYPES = {
+    "ExecutionSucceeded": "SUCCEEDED",
+    "ExecutionFailed": "FAILED",
+    "ExecutionAborted": "ABORTED",
+    "ExecutionTimedOut": "TIMED_OUT",
+}
+
+
+class UnknownExecution(UsageError):
+    """No execution has that id."""
+
+
+class ExecutionConflict(UsageError):
+    """An execution with that name exists with another input (Step Functions' rule)."""
+
+
+class TaskError(Exception):
+    """A task executor's failure, with its ASL error name."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+
+TaskExecutor = Callable[[TaskRequest, "Loaded"], Any]
+
+
+@dataclass
+class Loaded:
+    """An execution brought up to date from its stream."""
+
+    id: str
+    machine: Execution
+    history: list[HistoryEvent]
+    version: int
+    meta: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        """RUNNING, SUCCEEDED, FAILED, ABORTED or TIMED_OUT."""
+        return self.machine.status
+
+
+@dataclass
+class Executions:
+    """The durable side of executions, over one store and its registry."""
+
+    store: EventStore
+    registry: Registry
+    executors: Mapping[str, TaskExecutor] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    limits: Limits = field(default_factory=Limits)
+    cache_size: int = 256
+    _cache: OrderedDict[str, Loaded] = field(default_factory=OrderedDict)
+
+    # ------------------------------------------------------------------ loading
+    def load(self, execution: str) -> Loaded:
+        """Replay the execution's stream (reusing a cached replay when it is still current)."""
+        stream = codec.stream_of(execution)
+        cached = self._cache.get(execution)
+        if cached is not None:
+            newer = self.store.read_stream(stream, cached.version + 1)
+            if not newer:
+                self._cache.move_to_end(execution)
+                return cached
+        records = self.store.read_stream(stream)
+        if not records:
+            raise UnknownExecution(f"unknown execution {execution!r}")
+        meta = dict(records[0].metadata)
+        version = self._version(meta)
+        history = codec.from_records(records)
+        machine = self._machine(execution, version, meta, history)
+        replay(machine, history)
+        loaded = Loaded(execution, machine, history, len(records), meta)
+        self._remember(loaded)
+        return loaded
+
+    def _version(self, meta: Mapping[str, Any]) -> Version:
+        version = self.registry.get(meta["state_machine"]).version(int(meta["version"]))
+        if version is None:
+            raise UsageError(f"version {meta['version']} of {meta['state_machine']} is missing from the registry")
+        return version
+
+    def _machine(self, execution: str, version: Version, meta: Mapping[str, Any], history: list[HistoryEvent]) -> Execution:
+        machine = Execution(
+            dict(version.definition),
+            info=ExecutionInfo(
+                name=str(meta["name"]),
+                state_machine_name=version.name,
+                redrive_count=sum(1 for e in history if e.type == "ExecutionRedriven"),
+            ),
+            seed=codec.seed_of(execution),
+            limits=self.limits,
+        )
+        machine.sink = history.append
+        return machine
+
+    def _remember(self, loaded: Loaded) -> None:
+        self._cache[loaded.id] = loaded
+        self._cache.move_to_end(loaded.id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    # ------------------------------------------------------------------ committing
+    def _commit(
+        self,
+        loaded: Loaded,
+        produced_from: int,
+        *,
+        metadata: dict[str, Any] | None = None,
+        complete: tuple[str, ...] = (),
+        worker_id: str | None = None,
+        expected: int | None = None,
+    ) -> None:
+        new = loaded.history[produced_from:]
+        if not new and not complete:
+            return
+        try:
+            self.store.append(
+                codec.stream_of(loaded.id),
+                loaded.version if expected is None else expected,
+                codec.to_new_events(loaded.id, new, metadata),
+                enqueue=codec.work_items(loaded.id, loaded.machine),
+                complete=complete,
+                worker_id=worker_id,
+            )
+        except Exception:
+            self._cache.pop(loaded.id, None)
+            raise
+        loaded.version = (loaded.version if expected is None else expected) + len(new)
+
+    def _apply(self, execution: str, fact: Callable[[Loaded], None], **commit: Any) -> Loaded:
+        """Load, apply one fact, commit; on a concurrent append, reload and apply again."""
+        for attempt in range(10):
+            loaded = self.load(execution)
+            mark = len(loaded.history)
+            try:
+                fact(loaded)
+            except Exception:
+                self._cache.pop(execution, None)
+                raise
+            try:
+                self._commit(loaded, mark, **commit)
+            except ConcurrencyError:
+                log.info("execution.append_conflict", execution=execution, attempt=attempt)
+                continue
+            self._remember(loaded)
+            return loaded
+        raise UsageError(f"execution {execution!r} is too busy: gave up after 10 concurrent appends")
+
+    # ------------------------------------------------------------------ starting
+    def start(
+        self,
+        reference: str,
+        input_value: Any,
+        *,
+        name: str | None = None,
+        started_by: str = "",
+        trigger: Mapping[str, Any] | None = None,
+    ) -> tuple[Loaded, bool]:
+        """Start an execution of ``name[:alias|:version]``; returns it and whether it is new.
+
+        Same name and same input while it exists returns the existing one; another input is an
+        ``ExecutionConflict``.
+        """
+        resolved = self.registry.resolve(reference)
+        version = resolved.version
+        name = name or _new_name()
+        if not _valid_name(name):
+            raise UsageError(f"invalid execution name {name!r}: 1-80 letters, digits, '-' or '_'")
+        execution = codec.execution_id(version.name, name)
+        try:
+            existing = self.load(execution)
+        except UnknownExecution:
+            existing = None
+        if existing is not None:
+            if existing.machine.input == input_value:
+                return existing, False
+            raise ExecutionConflict(
+                f"execution {execution!r} already exists with a different input (names are unique per state machine)"
+            )
+        meta = {
+            "state_machine": version.name,
+            "version": version.version,
+            "alias": resolved.alias,
+            "name": name,
+            "started_by": started_by,
+            "trigger": dict(trigger or {}),
+        }
+        history: list[HistoryEvent] = []
+        machine = self._machine(execution, version, meta, history)
+        machine.start(input_value, self.clock())
+        loaded = Loaded(execution, machine, history, 0, meta)
+        try:
+            self._commit(loaded, 0, metadata=meta)
+        except ConcurrencyError:
+            return self.start(reference, input_value, name=name, started_by=started_by, trigger=trigger)
+        self._remember(loaded)
+        log.info("execution.started", execution=execution, version=version.version, by=started_by)
+        return loaded, True
+
+    # ------------------------------------------------------------------ outside facts
+    def stop(self, execution: str, error: str | None = None, cause: str | None = None) -> Loaded:
+        """Abort a running execution (``ExecutionAborted``)."""
+        def fact(loaded: Loaded) -> None:
+            if loaded.status != "RUNNING":
+                raise UsageError(f"execution {execution!r} is {loaded.status}, not RUNNING")
+            loaded.machine.stop(error, cause, self.clock())
+
+        return self._apply(execution, fact)
+
+    def fire_timers(self, execution: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None) -> Loaded:
+        """Let the execution's timers that fell due fire."""
+        return self._apply(
+            execution, lambda loaded: loaded.machine.advance_to(self.clock()), complete=complete, worker_id=worker_id
+        )
+
+    def run_task(self, execution: str, task_id: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None) -> Loaded:
+        """Run one task attempt with its executor and record the outcome."""
+        loaded = self.load(execution)
+        task = loaded.machine.tasks.get(task_id)
+        if task is None or loaded.status != "RUNNING":
+            if complete:
+                self.store.append(codec.stream_of(execution), loaded.version, [], complete=complete, worker_id=worker_id)
+            return loaded
+        if not task.started:
+            loaded = self._apply(execution, lambda lo: lo.machine.task_started(task_id, self.clock()))
+        executor = self.executors.get(_scheme(task.resource))
+        outcome: tuple[str, Any]
+        if executor is None:
+            outcome = ("failed", ("Orchestrator.NoExecutor",
+                                  f"no executor is configured for resource {task.resource} (state '{task.state_name}')"))
+        else:
+            try:
+                outcome = ("succeeded", executor(task, loaded))
+            except TaskError as exc:
+                outcome = ("failed", (exc.error, exc.cause))
+            except Exception as exc:  # an executor bug fails the task, not the worker
+                log.exception("task.executor_crashed", execution=execution, state=task.state_name)
+                outcome = ("failed", ("States.TaskFailed", f"{type(exc).__name__}: {exc}"))
+
+        def fact(lo: Loaded) -> None:
+            if task_id not in lo.machine.tasks:
+                return
+            if outcome[0] == "succeeded":
+                lo.machine.task_succeeded(task_id, outcome[1], self.clock())
+            else:
+                error, cause = outcome[1]
+                lo.machine.task_failed(task_id, error, cause, self.clock())
+
+        return self._apply(execution, fact, complete=complete, worker_id=worker_id)
+
+    def process(self, work: ClaimedWork, worker_id: str) -> None:
+        """Do one claimed work item and complete it in the same transaction as its events."""
+        execution = str(work.payload["execution"])
+        if work.kind == "task":
+            self.run_task(execution, str(work.payload["task"]), complete=(work.id,), worker_id=worker_id)
+        else:
+            self.fire_timers(execution, complete=(work.id,), worker_id=worker_id)
+
+    def run_until_settled(self, execution: str, *, worker_id: str = "inline", poll: float = 0.05,
+                          timeout: float | None = None, on_event: Callable[[Loaded], None] | None = None) -> Loaded:
+        """Drive an execution in this process until it ends (``start --wait``)."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while True:
+            loaded = self.load(execution)
+            if on_event is not None:
+                on_event(loaded)
+            if loaded.status in TERMINAL:
+                return loaded
+            claimed = self.store.claim(worker_id, [codec.TASK_QUEUE, codec.TIMER_QUEUE], 10, 60.0)
+            for work in claimed:
+                self.process(work, worker_id)
+            if not claimed:
+                if deadline is not None and self.clock() > deadline:
+                    return loaded
+                time.sleep(poll)
+
+    # ------------------------------------------------------------------ rollback
+    def reset(self, execution: str, to_event: int, *, name: str | None = None, by: str = "") -> Loaded:
+        """A new execution from the state ``execution`` had after event ``to_event``; the old one is untouched."""
+        old = self.load(execution)
+        if not 1 <= to_event <= len(old.history):
+            raise UsageError(f"--to-event must be between 1 and {len(old.history)} for {execution!r}")
+        version = self._version(old.meta)
+        new_name = name or f"{old.meta['name']}-reset-{to_event}"
+        if not _valid_name(new_name):
+            raise UsageError(f"invalid execution name {new_name!r}")
+        new_id = codec.execution_id(version.name, new_name)
+        try:
+            self.load(new_id)
+        except UnknownExecution:
+            pass
+        else:
+            raise ExecutionConflict(f"execution {new_id!r} already exists; choose another --name")
+        meta = dict(old.meta, name=new_name, started_by=by or old.meta.get("started_by", ""),
+                    reset_from={"execution": execution, "event": to_event})
+        history: list[HistoryEvent] = []
+        machine = self._machine(new_id, version, meta, history)
+        prefix = _quiescent_prefix(old.history, to_event, lambda: self._machine(new_id, version, meta, []))
+        replay(machine, old.history[:prefix])
+        history.extend(old.history[:prefix])
+        if machine.status != "RUNNING":
+            raise UsageError(f"execution {execution!r} had already ended at event {to_event}: nothing to resume")
+        now = self.clock()
+        machine.record("ExecutionReset", {"executionArn": execution, "eventId": to_event,
+                                          "resumedAfterEventId": prefix}, "", now)
+        loaded = Loaded(new_id, machine, history, 0, meta)
+        self._commit(loaded, 0, metadata=meta)
+        self.store.append(codec.links_stream(execution), self.store.stream_version(codec.links_stream(execution)),
+                          [NewEvent(_uuid(), "ExecutionResetTo", {"execution": new_id, "event": to_event, "by": by})])
+        self._remember(loaded)
+        return loaded
+
+    def redrive(self, execution: str, *, by: str = "") -> Loaded:
+        """Re-run a failed, timed-out or aborted execution from the states that did not succeed."""
+        def fact(loaded: Loaded) -> None:
+            if loaded.status not in ("FAILED", "TIMED_OUT", "ABORTED"):
+                raise UsageError(f"execution {execution!r} is {loaded.status}: only FAILED, TIMED_OUT or ABORTED ones redrive")
+            loaded.machine.redrive(self.clock())
+
+        return self._apply(execution, fact)
+
+    # ------------------------------------------------------------------ inspecting
+    def describe(self, execution: str) -> dict[str, Any]:
+        """Status, version, input, output or error, times and links of an execution."""
+        loaded = self.load(execution)
+        return _describe(loaded, self._links(execution))
+
+    def _links(self, execution: str) -> list[dict[str, Any]]:
+        return [dict(r.data) for r in self.store.read_stream(codec.links_stream(execution))]
+
+    def history(self, execution: str) -> list[HistoryEvent]:
+        """The execution's events."""
+        return list(self.load(execution).history)
+
+    def list(self, *, state_machine: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Every execution (newest first), optionally filtered."""
+        rows: dict[str, dict[str, Any]] = {}
+        for record in _all_events(self.store):
+            if not record.stream_id.startswith("execution:"):
+                continue
+            ex_id = record.stream_id.split(":", 1)[1]
+            if record.type == "ExecutionStarted" and record.version == 1:
+                meta = record.metadata
+                rows[ex_id] = {
+                    "execution": ex_id,
+                    "name": meta.get("name"),
+                    "stateMachine": meta.get("state_machine"),
+                    "version": meta.get("version"),
+                    "status": "RUNNING",
+                    "startDate": _iso(record.data["ts"]),
+                    "stopDate": None,
+                    "startedBy": meta.get("started_by", ""),
+                }
+            elif ex_id in rows:
+                if record.type in _END_TYPES:
+                    rows[ex_id]["status"] = _END_TYPES[record.type]
+                    rows[ex_id]["stopDate"] = _iso(record.data["ts"])
+                elif record.type == "ExecutionRedriven":
+                    rows[ex_id]["status"] = "RUNNING"
+                    rows[ex_id]["stopDate"] = None
+        out = [r for r in rows.values()
+               if (state_machine is None or r["stateMachine"] == state_machine)
+               and (status is None or r["status"] == status.upper())]
+        out.sort(key=lambda r: r["startDate"], reverse=True)
+        return out
+
+    def lineage(self, execution: str) -> dict[str, Any]:
+        """What caused what: version and its publish event, trigger, resets and redrives, task runs."""
+        loaded = self.load(execution)
+        version = self._version(loaded.meta)
+        tasks = []
+        for event in loaded.history:
+            if event.type in ("TaskScheduled", "RoleAssumed", "TaskSucceeded", "TaskFailed"):
+                tasks.append({"event": event.id, "type": event.type, "scope": event.scope,
+                              **{k: v for k, v in event.details.items() if k not in ("output", "parameters")}})
+        return {
+            "execution": execution,
+            "stateMachine": version.name,
+            "version": {"number": version.version, "sha256": version.sha256, "publishedBy": version.published_by,
+                        "publishedAt": _iso(version.published_at), "revision": version.revision,
+                        "approvedBy": version.approved_by, "publishEventPosition": version.event_position},
+            "alias": loaded.meta.get("alias"),
+            "trigger": {"startedBy": loaded.meta.get("started_by", ""), **loaded.meta.get("trigger", {})},
+            "resetFrom": loaded.meta.get("reset_from"),
+            "resetTo": self._links(execution),
+            "redrives": [{"event": e.id, **e.details} for e in loaded.history if e.type == "ExecutionRedriven"],
+            "tasks": tasks,
+        }
+
+
+def _describe(loaded: Loaded, links: list[dict[str, Any]]) -> dict[str, Any]:
+    machine = loaded.machine
+    first, last = loaded.history[0], loaded.history[-1]
+    out: dict[str, Any] = {
+        "execution": loaded.id,
+        "name": loaded.meta.get("name"),
+        "stateMachine": loaded.meta.get("state_machine"),
+        "version": loaded.meta.get("version"),
+        "alias": loaded.meta.get("alias"),
+        "status": machine.status,
+        "startDate": _iso(first.timestamp),
+        "stopDate": _iso(last.timestamp) if machine.status in TERMINAL else None,
+        "input": machine.input,
+        "startedBy": loaded.meta.get("started_by", ""),
+        "events": len(loaded.history),
+        "redriveCount": sum(1 for e in loaded.history if e.type == "ExecutionRedriven"),
+    }
+    if machine.status == "SUCCEEDED":
+        out["output"] = machine.output
+    elif machine.status in TERMINAL:
+        out["error"] = machine.error
+        out["cause"] = machine.cause
+    if loaded.meta.get("reset_from"):
+        out["resetFrom"] = loaded.meta["reset_from"]
+    if links:
+        out["resetTo"] = links
+    return out
+
+
+def _quiescent_prefix(history: list[HistoryEvent], to_event: int, fresh: Callable[[], Execution]) -> int:
+    """The length of the shortest prefix of ``history`` that reaches ``to_event`` and is a whole run.
+
+    When ``to_event`` falls inside a run of events the machine decides in one go, the state "after"
+    it is the end of that run: the machine continues deterministically to the next point where it
+    waits for the outside world.
+    """
+    cut = to_event
+    while True:
+        try:
+            replay(fresh(), history[:cut])
+        except HistoryDiverged:
+            if cut >= len(history):
+                raise
+            cut += 1
+            continue
+        return cut
+
+
+def _all_events(store: EventStore) -> Iterator[Any]:
+    position = 0
+    while True:
+        page = store.read_all(position, 1000)
+        if not page:
+            return
+        yield from page
+        position = page[-1].position
+
+
+def _scheme(resource: str) -> str:
+    return "arn" if resource.startswith("arn:") else resource.split(":", 1)[0]
+
+
+def _valid_name(name: str) -> bool:
+    return 1 <= len(name) <= 80 and all(c.isalnum() or c in "-_" for c in name)
+
+
+def _new_name() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _uuid() -> Any:
+    import uuid
+
+    return uuid.uuid4()
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps_output(value: Any) -> str:
+    """JSON for CLI output."""
+    return json.dumps(value, ensure_ascii=False)

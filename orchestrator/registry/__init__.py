@@ -1,0 +1,1 @@
+"""State-machine definitions: immutable numbered versions and aliases, event-sourced like executions."""

@@ -1,0 +1,194 @@
+"""Publishing versions and moving aliases, on the event store."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.asl.validate import validate_definition
+from orchestrator.errors import UsageError
+from orchestrator.registry import model
+from orchestrator.registry.model import Route, StateMachine, Version
+from orchestrator.store import ConcurrencyError, EventStore, NewEvent
+
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_NAMESPACE = uuid.UUID("6f0d3c1e-7a55-4c8e-9a57-3b7e2f1f2a10")
+
+
+class UnknownStateMachine(UsageError):
+    """No state machine of that name was ever published."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a reference like ``name``, ``name:prod`` or ``name:3`` points at."""
+
+    version: Version
+    alias: str | None
+
+
+class Registry:
+    """State machines, their versions and aliases."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def get(self, name: str) -> StateMachine:
+        """The folded state machine; ``UnknownStateMachine`` if it has no stream."""
+        records = self.store.read_stream(model.stream_id(name))
+        if not records:
+            raise UnknownStateMachine(f"unknown state machine {name!r}: publish it first")
+        return model.fold(
+            name, ((r.type, r.data, r.recorded_at.timestamp(), r.position) for r in records)
+        )
+
+    def names(self) -> list[str]:
+        """Every published state machine name."""
+        names: set[str] = set()
+        position = 0
+        while True:
+            page = self.store.read_all(position, 1000)
+            if not page:
+                return sorted(names)
+            for record in page:
+                if record.type == model.VERSION_PUBLISHED and record.stream_id.startswith("statemachine:"):
+                    names.add(record.stream_id.split(":", 1)[1])
+            position = page[-1].position
+
+    def publish(
+        self,
+        name: str,
+        definition: Any,
+        *,
+        description: str = "",
+        published_by: str = "",
+        revision: str | None = None,
+        approved_by: str | None = None,
+    ) -> tuple[Version, bool]:
+        """Store ``definition`` as the next version of ``name`` (validated first).
+
+        Identical content returns the existing version and False; new content, the new version and True.
+        """
+        if not NAME.match(name):
+            raise UsageError(f"invalid state machine name {name!r}: use 1-80 letters, digits, '-' or '_'")
+        problems = validate_definition(definition)
+        if problems:
+            lines = "\n".join(f"  {p.pointer or '/'}: {p.message}" for p in problems)
+            raise UsageError(f"the definition is invalid, nothing was published:\n{lines}")
+        digest = model.sha256(definition)
+        for _ in range(5):
+            try:
+                machine = self.get(name)
+            except UnknownStateMachine:
+                machine = StateMachine(name)
+            existing = machine.by_sha(digest)
+            if existing is not None:
+                return existing, False
+            number = len(machine.versions) + 1
+            data: dict[str, Any] = {
+                "version": number,
+                "sha256": digest,
+                "definition": model.canonical(definition),
+                "description": description,
+                "published_by": published_by,
+            }
+            if revision is not None:
+                data["revision"] = revision
+            if approved_by is not None:
+                data["approved_by"] = approved_by
+            event = NewEvent(uuid.uuid5(_NAMESPACE, f"{name}:{digest}"), model.VERSION_PUBLISHED, data,
+                             {"actor": published_by})
+            try:
+                self.store.append(model.stream_id(name), machine.stream_version, [event])
+            except ConcurrencyError:
+                continue
+            published = self.get(name).version(number)
+            assert published is not None
+            return published, True
+        raise UsageError(f"could not publish {name!r}: too many concurrent publishes, try again")
+
+    def set_alias(
+        self, name: str, alias: str, routing: Sequence[tuple[int, int | None]], *, by: str = ""
+    ) -> tuple[Route, ...]:
+        """Point ``alias`` at one version or two weighted ones (an ``AliasUpdated`` event)."""
+        if not NAME.match(alias) or alias.isdigit():
+            raise UsageError(f"invalid alias {alias!r}: letters, digits, '-' or '_', not only digits")
+        try:
+            routes = model.parse_routing(routing)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        machine = self.get(name)
+        for route in routes:
+            if machine.version(route.version) is None:
+                raise UsageError(f"{name} has no version {route.version} (versions: 1..{len(machine.versions)})")
+        data = {"alias": alias, "routing": [r.to_json() for r in routes], "by": by}
+        self.store.append(
+            model.stream_id(name), machine.stream_version, [NewEvent(uuid.uuid4(), model.ALIAS_UPDATED, data)]
+        )
+        return routes
+
+    def rollback_alias(self, name: str, alias: str, *, by: str = "") -> tuple[Route, ...]:
+        """Point ``alias`` back at what it pointed at before its last change (an ``AliasRolledBack`` event)."""
+        machine = self.get(name)
+        current = machine.aliases.get(alias)
+        if current is None:
+            raise UsageError(f"{name} has no alias {alias!r}")
+        if len(current.history) < 2:
+            raise UsageError(f"alias {name}:{alias} has no earlier routing to roll back to")
+        previous = current.history[-2]
+        data = {"alias": alias, "routing": [r.to_json() for r in previous], "by": by,
+                "from": [r.to_json() for r in current.routing]}
+        self.store.append(
+            model.stream_id(name), machine.stream_version, [NewEvent(uuid.uuid4(), model.ALIAS_ROLLED_BACK, data)]
+        )
+        return previous
+
+    def resolve(self, reference: str, *, rng: random.Random | None = None) -> Resolved:
+        """``name`` (latest version), ``name:ALIAS`` (weighted pick) or ``name:VERSION``."""
+        name, _, qualifier = reference.partition(":")
+        machine = self.get(name)
+        if not qualifier:
+            latest = machine.latest
+            assert latest is not None
+            return Resolved(latest, None)
+        if qualifier.isdigit():
+            version = machine.version(int(qualifier))
+            if version is None:
+                raise UsageError(f"{name} has no version {qualifier} (versions: 1..{len(machine.versions)})")
+            return Resolved(version, None)
+        alias = machine.aliases.get(qualifier)
+        if alias is None or not alias.routing:
+            known = ", ".join(sorted(machine.aliases)) or "none"
+            raise UsageError(f"{name} has no alias {qualifier!r} (aliases: {known})")
+        draw = (rng or random.Random(time.time_ns())).random()  # noqa: S311 - traffic split, not crypto
+        version = machine.version(model.pick(alias.routing, draw))
+        assert version is not None
+        return Resolved(version, qualifier)
+
+
+def diff(a: Any, b: Any, path: str = "") -> list[dict[str, Any]]:
+    """Structural diff of two JSON documents: ``[{"op": "add"|"remove"|"replace", "path", ...}]``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[dict[str, Any]] = []
+        for key in a:
+            sub = f"{path}/{_escape(key)}"
+            if key not in b:
+                out.append({"op": "remove", "path": sub, "old": a[key]})
+            else:
+                out.extend(diff(a[key], b[key], sub))
+        out.extend({"op": "add", "path": f"{path}/{_escape(k)}", "new": b[k]} for k in b if k not in a)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in diff(x, y, f"{path}/{i}")]
+    if a == b and type(a) is type(b):
+        return []
+    return [{"op": "replace", "path": path or "/", "old": a, "new": b}]
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
