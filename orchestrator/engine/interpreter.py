@@ -50,7 +50,7 @@ import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal
@@ -389,6 +389,32 @@ class Execution:
         self.now = max(self.now, now)
         self._halt("ExecutionAborted", "ABORTED", error, cause)
 
+    def redrive(self, now: float) -> None:
+        """Run a FAILED, TIMED_OUT or ABORTED execution again from where it stopped (``ExecutionRedriven``).
+
+        The top-level state that failed or was running when the execution ended is entered again with
+        the input it had; the states before it keep their results and are not run again. A Parallel or
+        Map state is re-run as a whole. ``$$.Execution.RedriveCount`` counts the redrives.
+        """
+        root = self._root
+        if self.status not in ("FAILED", "TIMED_OUT", "ABORTED") or root is None or not root.state_name:
+            raise ValueError(f"an execution that is {self.status} cannot be redriven")
+        self.now = max(self.now, now)
+        self.info = replace(self.info, redrive_count=self.info.redrive_count + 1)
+        self.status = "RUNNING"
+        self.error = self.cause = None
+        with self._door():
+            self._emit(None, "ExecutionRedriven", {"redriveCount": self.info.redrive_count})
+            timeout = self.definition.get("TimeoutSeconds")
+            if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0:
+                self._timeout_at = self.now + timeout
+            root.alive = True
+            root.children = None
+            root.task = None
+            root.queued = False
+            self._enter(root, root.state_name, root.raw_input)
+            self._run()
+
     def record(self, kind: str, details: dict[str, Any], scope: str, now: float) -> int:
         """Record one of our own events (``OWN_TYPES``: approvals, role sessions...) and return its id.
 
@@ -527,7 +553,8 @@ class Execution:
                         f"{state.get('Type')}StateEntered",
                         {
                             "name": frame.state_name,
-                            "input": dumps(frame.raw_input),
+                            # the input was size-checked as the previous output; encode it only for a history
+                            "input": dumps(frame.raw_input) if self.sink is not None else "",
                             "inputDetails": {"truncated": False},
                         },
                     )
@@ -646,7 +673,10 @@ class Execution:
     ) -> None:
         """Record ``...StateExited`` and go on: to ``next_state`` (or the state's Next), or end the frame."""
         state = frame.state
-        text = self._check_size(frame, output, "returned a result")
+        if self.sink is None and output is frame.raw_input:
+            text = ""  # unchanged input, size-checked already, and no history to write it to
+        else:
+            text = self._check_size(frame, output, "returned a result")
         details: dict[str, Any] = {
             "name": frame.state_name,
             "output": text,

@@ -67,6 +67,8 @@ def _feed(execution: Execution, event: HistoryEvent) -> None:
         else:
             heartbeat = details.get("error") == "States.HeartbeatTimeout"
             execution.task_timed_out(task.id, event.timestamp, heartbeat=heartbeat)
+    elif event.type == "ExecutionRedriven":
+        execution.redrive(event.timestamp)
     elif event.type == "ExecutionAborted":
         execution.stop(details.get("error"), details.get("cause"), event.timestamp)
     elif event.type in OWN_TYPES:

@@ -117,11 +117,7 @@ class Executions:
     def _machine(self, execution: str, version: Version, meta: Mapping[str, Any], history: list[HistoryEvent]) -> Execution:
         machine = Execution(
             dict(version.definition),
-            info=ExecutionInfo(
-                name=str(meta["name"]),
-                state_machine_name=version.name,
-                redrive_count=sum(1 for e in history if e.type == "ExecutionRedriven"),
-            ),
+            info=ExecutionInfo(name=str(meta["name"]), state_machine_name=version.name),
             seed=codec.seed_of(execution),
             limits=self.limits,
         )
@@ -350,7 +346,10 @@ class Executions:
         def fact(loaded: Loaded) -> None:
             if loaded.status not in ("FAILED", "TIMED_OUT", "ABORTED"):
                 raise UsageError(f"execution {execution!r} is {loaded.status}: only FAILED, TIMED_OUT or ABORTED ones redrive")
-            loaded.machine.redrive(self.clock())
+            try:
+                loaded.machine.redrive(self.clock())
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
 
         return self._apply(execution, fact)
 
