@@ -7,6 +7,8 @@ import sys
 import click
 
 from orchestrator.cli.asl import run_local_command, validate_command
+from orchestrator.cli.db import db
+from orchestrator.cli.durable import COMMANDS as DURABLE_COMMANDS
 from orchestrator.errors import UsageError
 from orchestrator.logs import configure_logging
 
@@ -20,17 +22,9 @@ def cli(log_level: str) -> None:
 
 cli.add_command(validate_command)
 cli.add_command(run_local_command)
-
-
-def _register_optional() -> None:
-    try:
-        from orchestrator.cli.db import db
-    except ImportError:  # the store is optional until its module lands
-        return
-    cli.add_command(db)
-
-
-_register_optional()
+cli.add_command(db)
+for _command in DURABLE_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

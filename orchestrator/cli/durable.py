@@ -1,0 +1,399 @@
+"""Commands over the event store: publish, aliases, versions, executions and their history."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.engine.events import HistoryEvent
+from orchestrator.engine.local import load_json_file, parse_json
+from orchestrator.errors import UsageError
+from orchestrator.executions.service import Executions, Loaded
+from orchestrator.registry.service import Registry, diff
+from orchestrator.store import EventStore, StoreError
+
+DEFAULT_URL = "sqlite:///orchestrator.db"
+
+database_option = click.option(
+    "--database-url",
+    envvar="ORCHESTRATOR_DATABASE_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Event store URL (env ORCHESTRATOR_DATABASE_URL): sqlite:///FILE or postgresql+psycopg://...",
+)
+
+
+@dataclass
+class Services:
+    """The store and what sits on it, for one command."""
+
+    store: EventStore
+    registry: Registry
+    executions: Executions
+
+
+@contextmanager
+def services(url: str) -> Iterator[Services]:
+    """Open the store at ``url``; store errors become clear messages (exit 2)."""
+    try:
+        store = EventStore.from_url(url)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        registry = Registry(store)
+        yield Services(store, registry, Executions(store, registry))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+
+
+def _actor() -> str:
+    return os.environ.get("ORCHESTRATOR_ACTOR") or os.environ.get("USER") or "unknown"
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=None))
+
+
+def _input(input_text: str | None, input_file: Path | None) -> Any:
+    if input_text is not None and input_file is not None:
+        raise UsageError("give either --input or --input-file, not both")
+    if input_text is not None:
+        return parse_json(input_text, "--input")
+    if input_file is not None:
+        return load_json_file(str(input_file), "input file")
+    return {}
+
+
+# ---------------------------------------------------------------------- registry
+@click.command("publish")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="State machine name (default: the file name without .json).")
+@click.option("--alias", help="Point this alias at the published version.")
+@click.option("--description", default="", help="What changed.")
+@database_option
+def publish_command(file: Path, name: str | None, alias: str | None, description: str, database_url: str) -> None:
+    """Validate FILE and store it as an immutable, numbered version."""
+    definition = load_json_file(str(file), "definition")
+    name = name or file.stem
+    with services(database_url) as s:
+        version, created = s.registry.publish(name, definition, description=description, published_by=_actor())
+        out: dict[str, Any] = {"name": name, "version": version.version, "sha256": version.sha256, "created": created}
+        if alias:
+            s.registry.set_alias(name, alias, [(version.version, None)], by=_actor())
+            out["alias"] = alias
+    _echo_json(out)
+
+
+@click.command("versions")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@database_option
+def versions_command(name: str, as_json: bool, database_url: str) -> None:
+    """List the versions of state machine NAME and its aliases."""
+    with services(database_url) as s:
+        machine = s.registry.get(name)
+    rows = [
+        {"version": v.version, "sha256": v.sha256, "publishedBy": v.published_by,
+         "publishedAt": _iso(v.published_at), "description": v.description, "revision": v.revision}
+        for v in machine.versions
+    ]
+    aliases = {a.name: [r.to_json() for r in a.routing] for a in machine.aliases.values()}
+    if as_json:
+        _echo_json({"name": name, "versions": rows, "aliases": aliases})
+        return
+    _table(["VERSION", "SHA256", "PUBLISHED", "BY", "DESCRIPTION"],
+           [[str(r["version"]), r["sha256"][:12], r["publishedAt"], r["publishedBy"], r["description"]] for r in rows])
+    for alias, routes in sorted(aliases.items()):
+        click.echo(f"alias {alias}: " + ", ".join(f"v{r['version']} ({r['weight']}%)" for r in routes))
+
+
+@click.command("diff")
+@click.argument("name")
+@click.argument("v1", type=int)
+@click.argument("v2", type=int)
+@database_option
+def diff_command(name: str, v1: int, v2: int, database_url: str) -> None:
+    """Structural diff of two versions of NAME (JSON Pointer paths)."""
+    with services(database_url) as s:
+        machine = s.registry.get(name)
+    a, b = machine.version(v1), machine.version(v2)
+    for number, version in ((v1, a), (v2, b)):
+        if version is None:
+            raise UsageError(f"{name} has no version {number} (versions: 1..{len(machine.versions)})")
+    assert a is not None and b is not None
+    changes = diff(a.definition, b.definition)
+    for change in changes:
+        line = f"{change['op']:8s} {change['path']}"
+        if "old" in change:
+            line += f"  - {json.dumps(change['old'])}"
+        if "new" in change:
+            line += f"  + {json.dumps(change['new'])}"
+        click.echo(line)
+    if not changes:
+        click.echo("no differences")
+
+
+@click.group("alias")
+def alias_group() -> None:
+    """Point aliases at versions, or roll them back."""
+
+
+@alias_group.command("set")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("routes", nargs=-1, required=True)
+@database_option
+def alias_set(name: str, alias: str, routes: Sequence[str], database_url: str) -> None:
+    """Route ALIAS to VERSION, or to two VERSION=WEIGHT (weights sum to 100)."""
+    parsed: list[tuple[int, int | None]] = []
+    for route in routes:
+        version, _, weight = route.partition("=")
+        if not version.isdigit() or (weight and not weight.isdigit()):
+            raise UsageError(f"bad route {route!r}: expected VERSION or VERSION=WEIGHT")
+        parsed.append((int(version), int(weight) if weight else None))
+    with services(database_url) as s:
+        result = s.registry.set_alias(name, alias, parsed, by=_actor())
+    _echo_json({"name": name, "alias": alias, "routing": [r.to_json() for r in result]})
+
+
+@alias_group.command("rollback")
+@click.argument("name")
+@click.argument("alias")
+@database_option
+def alias_rollback(name: str, alias: str, database_url: str) -> None:
+    """Point ALIAS back at what it pointed at before its last change."""
+    with services(database_url) as s:
+        result = s.registry.rollback_alias(name, alias, by=_actor())
+    _echo_json({"name": name, "alias": alias, "routing": [r.to_json() for r in result]})
+
+
+# ---------------------------------------------------------------------- executions
+def _result(loaded: Loaded, *, created: bool | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"execution": loaded.id, "status": loaded.status,
+                           "stateMachine": loaded.meta.get("state_machine"), "version": loaded.meta.get("version")}
+    if created is not None:
+        out["created"] = created
+    if loaded.status == "SUCCEEDED":
+        out["output"] = loaded.machine.output
+    elif loaded.status != "RUNNING":
+        out["error"] = loaded.machine.error
+        out["cause"] = loaded.machine.cause
+    return out
+
+
+def _wait(s: Services, loaded: Loaded) -> Loaded:
+    show = sys.stderr.isatty()
+
+    def progress(current: Loaded) -> None:
+        if show:
+            last = current.history[-1]
+            state = next((e.details.get("name") for e in reversed(current.history) if "name" in e.details), "")
+            click.echo(f"\r{current.status:9s} {state:40.40s} {len(current.history)} events, at {last.type}",
+                       err=True, nl=False)
+
+    done = s.executions.run_until_settled(loaded.id, on_event=progress)
+    if show:
+        click.echo("", err=True)
+    return done
+
+
+@click.command("start")
+@click.argument("reference")
+@click.option("--input", "input_text", help="Execution input as JSON text.")
+@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="Execution name (unique per state machine; default a UUID).")
+@click.option("--wait", is_flag=True, help="Run the execution to its end in this process.")
+@database_option
+def start_command(reference: str, input_text: str | None, input_file: Path | None, name: str | None,
+                  wait: bool, database_url: str) -> None:
+    """Start an execution of NAME, NAME:ALIAS or NAME:VERSION."""
+    value = _input(input_text, input_file)
+    with services(database_url) as s:
+        loaded, created = s.executions.start(reference, value, name=name, started_by=_actor())
+        if wait:
+            loaded = _wait(s, loaded)
+        _echo_json(_result(loaded, created=created))
+
+
+@click.command("stop")
+@click.argument("execution")
+@click.option("--error", default=None)
+@click.option("--cause", default=None)
+@database_option
+def stop_command(execution: str, error: str | None, cause: str | None, database_url: str) -> None:
+    """Abort a running execution."""
+    with services(database_url) as s:
+        _echo_json(_result(s.executions.stop(execution, error, cause)))
+
+
+@click.command("reset")
+@click.argument("execution")
+@click.option("--to-event", type=int, required=True, help="Start from the state after this event.")
+@click.option("--name", help="Name of the new execution.")
+@click.option("--wait", is_flag=True)
+@database_option
+def reset_command(execution: str, to_event: int, name: str | None, wait: bool, database_url: str) -> None:
+    """Roll back: a new execution from the state EXECUTION had after event N (EXECUTION is unchanged)."""
+    with services(database_url) as s:
+        loaded = s.executions.reset(execution, to_event, name=name, by=_actor())
+        if wait:
+            loaded = _wait(s, loaded)
+        out = _result(loaded, created=True)
+        out["resetFrom"] = {"execution": execution, "event": to_event}
+        _echo_json(out)
+
+
+@click.command("redrive")
+@click.argument("execution")
+@click.option("--wait", is_flag=True)
+@database_option
+def redrive_command(execution: str, wait: bool, database_url: str) -> None:
+    """Re-run a failed, timed-out or aborted execution from the states that did not succeed."""
+    with services(database_url) as s:
+        loaded = s.executions.redrive(execution, by=_actor())
+        if wait:
+            loaded = _wait(s, loaded)
+        _echo_json(_result(loaded))
+
+
+@click.group("executions")
+def executions_group() -> None:
+    """List executions."""
+
+
+@executions_group.command("list")
+@click.option("--state-machine", default=None)
+@click.option("--status", default=None, type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"],
+                                                           case_sensitive=False))
+@click.option("--json", "as_json", is_flag=True)
+@database_option
+def executions_list(state_machine: str | None, status: str | None, as_json: bool, database_url: str) -> None:
+    """Executions, newest first."""
+    with services(database_url) as s:
+        rows = s.executions.list(state_machine=state_machine, status=status)
+    if as_json:
+        _echo_json(rows)
+        return
+    _table(["EXECUTION", "STATUS", "VERSION", "STARTED", "STOPPED", "BY"],
+           [[r["execution"], r["status"], str(r["version"]), r["startDate"], r["stopDate"] or "", r["startedBy"]]
+            for r in rows])
+
+
+@click.command("describe")
+@click.argument("execution")
+@click.option("--json", "as_json", is_flag=True)
+@database_option
+def describe_command(execution: str, as_json: bool, database_url: str) -> None:
+    """Status, version, input, output or error, times and links of EXECUTION."""
+    with services(database_url) as s:
+        info = s.executions.describe(execution)
+    if as_json:
+        _echo_json(info)
+        return
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        click.echo(f"{key:>{width}}  {shown}")
+
+
+@click.command("history")
+@click.argument("execution")
+@click.option("--json", "as_json", is_flag=True, help="Events as get-execution-history shows them.")
+@click.option("--reverse", is_flag=True, help="Newest first.")
+@database_option
+def history_command(execution: str, as_json: bool, reverse: bool, database_url: str) -> None:
+    """The events of EXECUTION."""
+    with services(database_url) as s:
+        events = s.executions.history(execution)
+    if reverse:
+        events.reverse()
+    if as_json:
+        _echo_json([e.to_aws() for e in events])
+        return
+    start = min((e.timestamp for e in events), default=0.0)
+    _table(["ID", "TYPE", "STATE", "ELAPSED", "DETAIL"], [_history_row(e, start) for e in events])
+
+
+@click.command("lineage")
+@click.argument("execution")
+@click.option("--json", "as_json", is_flag=True)
+@database_option
+def lineage_command(execution: str, as_json: bool, database_url: str) -> None:
+    """What caused what: version, trigger, resets, redrives, task runs."""
+    with services(database_url) as s:
+        info = s.executions.lineage(execution)
+    if as_json:
+        _echo_json(info)
+        return
+    v = info["version"]
+    click.echo(f"{info['execution']}")
+    click.echo(f"  definition  {info['stateMachine']} v{v['number']} sha256:{v['sha256'][:12]} "
+               f"published by {v['publishedBy'] or '?'} at {v['publishedAt']}"
+               + (f" from {v['revision']}" if v["revision"] else ""))
+    click.echo(f"  trigger     started by {info['trigger'].get('startedBy') or '?'}"
+               + (f" via alias {info['alias']}" if info["alias"] else ""))
+    if info["resetFrom"]:
+        click.echo(f"  reset from  {info['resetFrom']['execution']} after event {info['resetFrom']['event']}")
+    for link in info["resetTo"]:
+        click.echo(f"  reset to    {link['execution']} (after event {link['event']})")
+    for redrive in info["redrives"]:
+        click.echo(f"  redriven    at event {redrive['event']}")
+    for task in info["tasks"]:
+        click.echo(f"  task        event {task['event']} {task['type']} {task.get('resource', '')}")
+
+
+def _history_row(event: HistoryEvent, start: float) -> list[str]:
+    d = event.details
+    detail = ""
+    if "error" in d:
+        detail = f"{d['error']}: {d.get('cause', '')}"
+    elif "output" in d:
+        detail = d["output"]
+    elif "input" in d:
+        detail = d["input"]
+    elif "index" in d:
+        detail = f"iteration {d['index']}"
+    return [str(event.id), event.type, str(d.get("name", "")), f"{event.timestamp - start:.3f}s", detail]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    """Print rows as aligned columns that fit the terminal; the last column is cut to fit."""
+    if not rows:
+        click.echo("(none)")
+        return
+    width = shutil.get_terminal_size((120, 20)).columns
+    cols = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fixed = sum(cols[:-1]) + 2 * (len(cols) - 1)
+    cols[-1] = max(10, min(cols[-1], width - fixed))
+    def line(cells: list[str]) -> str:
+        parts = [c.ljust(cols[i]) if i < len(cells) - 1 else _cut(c, cols[i]) for i, c in enumerate(cells)]
+        return "  ".join(parts).rstrip()
+    click.echo(line(headers))
+    for row in rows:
+        click.echo(line(row))
+
+
+def _cut(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _iso(timestamp: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+COMMANDS = [publish_command, versions_command, diff_command, alias_group, start_command, stop_command,
+            reset_command, redrive_command, executions_group, describe_command, history_command, lineage_command]
