@@ -56,7 +56,7 @@ def test_publish_alias_start_wait_history_lineage(database_url: str, tmp_path: P
     changed.write_text(json.dumps(doc))
     assert out(run(database_url, "publish", str(changed)))["version"] == 2
     diff = run(database_url, "diff", "hello", "1", "2").stdout
-    assert "/States/Pause/Seconds" in diff and "3600" in diff
+    assert "/States/Pause/Seconds" in diff and "- 2  + 0" in diff
     assert out(run(database_url, "alias", "set", "hello", "prod", "2"))["routing"] == [{"version": 2, "weight": 100}]
     assert out(run(database_url, "alias", "rollback", "hello", "prod"))["routing"] == [{"version": 1, "weight": 100}]
     run(database_url, "alias", "set", "hello", "prod", "2")
