@@ -22,7 +22,9 @@ import pytest
 from orchestrator.asl.validate import validate_definition, validate_text
 from orchestrator.engine.local import run_local
 
-CORPUS = Path(os.environ.get("ORCHESTRATOR_CONFORMANCE", Path(__file__).resolve().parents[2] / "shared" / "conformance"))
+CORPUS = Path(
+    os.environ.get("ORCHESTRATOR_CONFORMANCE", Path(__file__).resolve().parents[2] / "shared" / "conformance")
+)
 KNOWN = Path(__file__).with_name("conformance_known_failures.json")
 
 pytestmark = pytest.mark.skipif(
@@ -33,10 +35,7 @@ pytestmark = pytest.mark.skipif(
 def _cases() -> list[tuple[str, dict[str, Any]]]:
     if not CORPUS.is_dir():
         raise AssertionError(f"the conformance corpus is missing at {CORPUS}")
-    return [
-        (str(p.relative_to(CORPUS)), json.loads(p.read_text()))
-        for p in sorted(CORPUS.rglob("*.json"))
-    ]
+    return [(str(p.relative_to(CORPUS)), json.loads(p.read_text())) for p in sorted(CORPUS.rglob("*.json"))]
 
 
 def _compare() -> Any:
@@ -84,9 +83,14 @@ def test_corpus_pass_rates() -> None:
     total = sum(len(v) for v in per_category.values())
     passed = sum(sum(v) for v in per_category.values())
     rates = {c: sum(v) / len(v) for c, v in per_category.items()}
-    report = "\n".join(f"{c:22s} {sum(v):4d}/{len(v):<4d} {100 * rates[c]:5.1f}%" for c, v in sorted(per_category.items()))
+    report = "\n".join(
+        f"{c:22s} {sum(v):4d}/{len(v):<4d} {100 * rates[c]:5.1f}%" for c, v in sorted(per_category.items())
+    )
     print(report)
-    print(f"conformance: {100 * passed / total:.1f}% ({passed}/{total}), category mean {100 * sum(rates.values()) / len(rates):.1f}%")
+    print(
+        f"conformance: {100 * passed / total:.1f}% ({passed}/{total}), "
+        f"category mean {100 * sum(rates.values()) / len(rates):.1f}%"
+    )
     unexplained = sorted(set(failures) - set(known))
     assert not unexplained, "failing cases not listed in conformance_known_failures.json:\n" + "\n".join(
         f"{k}: {failures[k][:300]}" for k in unexplained
@@ -101,7 +105,9 @@ def test_accepted_definitions_validate_cleanly() -> None:
     """AWS accepted every definition it ran: our validator must not reject any of them."""
     for rel, case in _cases():
         if case["expected"]["status"] in ("SUCCEEDED", "FAILED", "VALID"):
-            definition = json.loads(case["definition_text"]) if case.get("definition_text") else case["definition"]
+            definition = (
+                json.loads(case["definition_text"]) if case.get("definition_text") else case["definition"]
+            )
             assert validate_definition(definition) == [], rel
 
 
@@ -109,10 +115,14 @@ def test_accepted_definitions_validate_cleanly() -> None:
 def test_sample_through_the_real_cli(tmp_path: Path) -> None:
     """The corpus' own runner drives ``orchestrator`` as a subprocess over one small category per kind."""
     exe = Path(sys.executable).with_name("orchestrator")
-    dirs = [str(CORPUS / d) for d in ("fail", "parallel", "retry_catch", "invalid", "choice")]
+    # STANDARD-machine categories: the runner cannot tell the CLI a case's machine is EXPRESS
+    dirs = [str(CORPUS / d) for d in ("fail", "parallel", "retry_catch", "choice", "wait")]
     proc = subprocess.run(
         [sys.executable, str(CORPUS / "run.py"), "--orchestrator", str(exe), "--jobs", "2", *dirs],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]

@@ -83,8 +83,9 @@ def reference_steps(path: str) -> tuple[Step, ...] | None:
 
 @lru_cache(maxsize=1024)
 def _compiled(path: str) -> Any:
-    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext import parse
+    # imported on first use: jsonpath-ng builds its PLY parser at import, and most paths never need it
+    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError  # noqa: PLC0415
+    from jsonpath_ng.ext.parser import parse  # noqa: PLC0415
 
     try:
         return parse(path)

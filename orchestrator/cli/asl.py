@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
-from orchestrator.asl.problems import Problem
+from orchestrator.asl.validate import validate_text
 from orchestrator.engine.local import Mocks, check_input_size, load_json_file, parse_json, run_local
 from orchestrator.errors import UsageError
 
 
 @click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-def validate_command(files: tuple[Path, ...]) -> None:
+@click.option(
+    "--type",
+    "machine_type",
+    type=click.Choice(["STANDARD", "EXPRESS"]),
+    default="STANDARD",
+    show_default=True,
+    help="The state machine type the definitions are for (EXPRESS forbids .sync and .waitForTaskToken).",
+)
+def validate_command(files: tuple[Path, ...], machine_type: Literal["STANDARD", "EXPRESS"]) -> None:
     """Check definitions; print every problem as FILE:POINTER: message (exit 1), or "valid" (exit 0)."""
-    validate_text = _validator()
     bad = 0
     for path in files:
         try:
@@ -33,7 +39,7 @@ def validate_command(files: tuple[Path, ...]) -> None:
             click.echo(f"{path}:/: cannot read file: {getattr(exc, 'strerror', None) or exc}")
             bad += 1
             continue
-        problems = validate_text(text)
+        problems = validate_text(text, machine_type=machine_type)
         for problem in problems:
             click.echo(problem.render(str(path)))
         bad += bool(problems)
@@ -81,7 +87,7 @@ def run_local_command(
         input_value = load_json_file(str(input_file), "input file")
     check_input_size(input_value)
     mocks = Mocks.parse(load_json_file(str(mock_file), "mock file"), str(mock_file)) if mock_file else None
-    problems = _validator()(text)
+    problems = validate_text(text)
     if problems:
         lines = "\n".join(p.render(str(definition)) for p in problems)
         raise UsageError(f"invalid definition:\n{lines}")
@@ -96,14 +102,6 @@ def run_local_command(
         validate=False,
     )
     click.echo(json.dumps(result, ensure_ascii=False))
-
-
-def _validator() -> Callable[[str], Sequence[Problem]]:
-    """``validate_text``, imported when a command needs it (``orchestrator --help`` does not)."""
-    from orchestrator.asl.validate import validate_text  # noqa: PLC0415
-
-    validate: Callable[[str], Sequence[Problem]] = validate_text
-    return validate
 
 
 def _read(path: Path, what: str) -> str:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +83,22 @@ def _input(input_text: str | None, input_file: Path | None) -> Any:
 @click.option("--alias", help="Point this alias at the published version.")
 @click.option("--description", default="", help="What changed.")
 @database_option
-def publish_command(file: Path, name: str | None, alias: str | None, description: str, database_url: str) -> None:
+def publish_command(
+    file: Path, name: str | None, alias: str | None, description: str, database_url: str
+) -> None:
     """Validate FILE and store it as an immutable, numbered version."""
     definition = load_json_file(str(file), "definition")
     name = name or file.stem
     with services(database_url) as s:
-        version, created = s.registry.publish(name, definition, description=description, published_by=_actor())
-        out: dict[str, Any] = {"name": name, "version": version.version, "sha256": version.sha256, "created": created}
+        version, created = s.registry.publish(
+            name, definition, description=description, published_by=_actor()
+        )
+        out: dict[str, Any] = {
+            "name": name,
+            "version": version.version,
+            "sha256": version.sha256,
+            "created": created,
+        }
         if alias:
             s.registry.set_alias(name, alias, [(version.version, None)], by=_actor())
             out["alias"] = alias
@@ -103,17 +113,34 @@ def versions_command(name: str, as_json: bool, database_url: str) -> None:
     """List the versions of state machine NAME and its aliases."""
     with services(database_url) as s:
         machine = s.registry.get(name)
-    rows = [
-        {"version": v.version, "sha256": v.sha256, "publishedBy": v.published_by,
-         "publishedAt": _iso(v.published_at), "description": v.description, "revision": v.revision}
+    rows: list[dict[str, Any]] = [
+        {
+            "version": v.version,
+            "sha256": v.sha256,
+            "publishedBy": v.published_by,
+            "publishedAt": _iso(v.published_at),
+            "description": v.description,
+            "revision": v.revision,
+        }
         for v in machine.versions
     ]
     aliases = {a.name: [r.to_json() for r in a.routing] for a in machine.aliases.values()}
     if as_json:
         _echo_json({"name": name, "versions": rows, "aliases": aliases})
         return
-    _table(["VERSION", "SHA256", "PUBLISHED", "BY", "DESCRIPTION"],
-           [[str(r["version"]), r["sha256"][:12], r["publishedAt"], r["publishedBy"], r["description"]] for r in rows])
+    _table(
+        ["VERSION", "SHA256", "PUBLISHED", "BY", "DESCRIPTION"],
+        [
+            [
+                str(r["version"]),
+                str(r["sha256"])[:12],
+                str(r["publishedAt"]),
+                str(r["publishedBy"]),
+                str(r["description"]),
+            ]
+            for r in rows
+        ],
+    )
     for alias, routes in sorted(aliases.items()):
         click.echo(f"alias {alias}: " + ", ".join(f"v{r['version']} ({r['weight']}%)" for r in routes))
 
@@ -180,8 +207,12 @@ def alias_rollback(name: str, alias: str, database_url: str) -> None:
 
 # ---------------------------------------------------------------------- executions
 def _result(loaded: Loaded, *, created: bool | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"execution": loaded.id, "status": loaded.status,
-                           "stateMachine": loaded.meta.get("state_machine"), "version": loaded.meta.get("version")}
+    out: dict[str, Any] = {
+        "execution": loaded.id,
+        "status": loaded.status,
+        "stateMachine": loaded.meta.get("state_machine"),
+        "version": loaded.meta.get("version"),
+    }
     if created is not None:
         out["created"] = created
     if loaded.status == "SUCCEEDED":
@@ -198,9 +229,14 @@ def _wait(s: Services, loaded: Loaded) -> Loaded:
     def progress(current: Loaded) -> None:
         if show:
             last = current.history[-1]
-            state = next((e.details.get("name") for e in reversed(current.history) if "name" in e.details), "")
-            click.echo(f"\r{current.status:9s} {state:40.40s} {len(current.history)} events, at {last.type}",
-                       err=True, nl=False)
+            state = next(
+                (e.details.get("name") for e in reversed(current.history) if "name" in e.details), ""
+            )
+            click.echo(
+                f"\r{current.status:9s} {state:40.40s} {len(current.history)} events, at {last.type}",
+                err=True,
+                nl=False,
+            )
 
     done = s.executions.run_until_settled(loaded.id, on_event=progress)
     if show:
@@ -215,8 +251,14 @@ def _wait(s: Services, loaded: Loaded) -> Loaded:
 @click.option("--name", help="Execution name (unique per state machine; default a UUID).")
 @click.option("--wait", is_flag=True, help="Run the execution to its end in this process.")
 @database_option
-def start_command(reference: str, input_text: str | None, input_file: Path | None, name: str | None,
-                  wait: bool, database_url: str) -> None:
+def start_command(
+    reference: str,
+    input_text: str | None,
+    input_file: Path | None,
+    name: str | None,
+    wait: bool,
+    database_url: str,
+) -> None:
     """Start an execution of NAME, NAME:ALIAS or NAME:VERSION."""
     value = _input(input_text, input_file)
     with services(database_url) as s:
@@ -274,8 +316,11 @@ def executions_group() -> None:
 
 @executions_group.command("list")
 @click.option("--state-machine", default=None)
-@click.option("--status", default=None, type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"],
-                                                           case_sensitive=False))
+@click.option(
+    "--status",
+    default=None,
+    type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"], case_sensitive=False),
+)
 @click.option("--json", "as_json", is_flag=True)
 @database_option
 def executions_list(state_machine: str | None, status: str | None, as_json: bool, database_url: str) -> None:
@@ -285,9 +330,20 @@ def executions_list(state_machine: str | None, status: str | None, as_json: bool
     if as_json:
         _echo_json(rows)
         return
-    _table(["EXECUTION", "STATUS", "VERSION", "STARTED", "STOPPED", "BY"],
-           [[r["execution"], r["status"], str(r["version"]), r["startDate"], r["stopDate"] or "", r["startedBy"]]
-            for r in rows])
+    _table(
+        ["EXECUTION", "STATUS", "VERSION", "STARTED", "STOPPED", "BY"],
+        [
+            [
+                r["execution"],
+                r["status"],
+                str(r["version"]),
+                r["startDate"],
+                r["stopDate"] or "",
+                r["startedBy"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 @click.command("describe")
@@ -338,11 +394,15 @@ def lineage_command(execution: str, as_json: bool, database_url: str) -> None:
         return
     v = info["version"]
     click.echo(f"{info['execution']}")
-    click.echo(f"  definition  {info['stateMachine']} v{v['number']} sha256:{v['sha256'][:12]} "
-               f"published by {v['publishedBy'] or '?'} at {v['publishedAt']}"
-               + (f" from {v['revision']}" if v["revision"] else ""))
-    click.echo(f"  trigger     started by {info['trigger'].get('startedBy') or '?'}"
-               + (f" via alias {info['alias']}" if info["alias"] else ""))
+    click.echo(
+        f"  definition  {info['stateMachine']} v{v['number']} sha256:{v['sha256'][:12]} "
+        f"published by {v['publishedBy'] or '?'} at {v['publishedAt']}"
+        + (f" from {v['revision']}" if v["revision"] else "")
+    )
+    click.echo(
+        f"  trigger     started by {info['trigger'].get('startedBy') or '?'}"
+        + (f" via alias {info['alias']}" if info["alias"] else "")
+    )
     if info["resetFrom"]:
         click.echo(f"  reset from  {info['resetFrom']['execution']} after event {info['resetFrom']['event']}")
     for link in info["resetTo"]:
@@ -376,9 +436,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
     cols = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     fixed = sum(cols[:-1]) + 2 * (len(cols) - 1)
     cols[-1] = max(10, min(cols[-1], width - fixed))
+
     def line(cells: list[str]) -> str:
         parts = [c.ljust(cols[i]) if i < len(cells) - 1 else _cut(c, cols[i]) for i, c in enumerate(cells)]
         return "  ".join(parts).rstrip()
+
     click.echo(line(headers))
     for row in rows:
         click.echo(line(row))
@@ -390,10 +452,20 @@ def _cut(text: str, width: int) -> str:
 
 
 def _iso(timestamp: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-COMMANDS = [publish_command, versions_command, diff_command, alias_group, start_command, stop_command,
-            reset_command, redrive_command, executions_group, describe_command, history_command, lineage_command]
+COMMANDS = [
+    publish_command,
+    versions_command,
+    diff_command,
+    alias_group,
+    start_command,
+    stop_command,
+    reset_command,
+    redrive_command,
+    executions_group,
+    describe_command,
+    history_command,
+    lineage_command,
+]

@@ -204,7 +204,7 @@ class Limits:
     max_events: int | None = 25_000
 
 
-class _HistoryFull(Exception):  # noqa: N818 - a signal, not an error
+class _HistoryFull(Exception):
     """The history reached ``Limits.max_events``: unwinds to the door, which fails the execution."""
 
 

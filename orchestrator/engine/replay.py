@@ -63,7 +63,9 @@ def _feed(execution: Execution, event: HistoryEvent) -> None:
         elif event.type == "TaskSucceeded":
             execution.task_succeeded(task.id, json.loads(details["output"]), event.timestamp)
         elif event.type == "TaskFailed":
-            execution.task_failed(task.id, details.get("error", ""), details.get("cause", ""), event.timestamp)
+            execution.task_failed(
+                task.id, details.get("error", ""), details.get("cause", ""), event.timestamp
+            )
         else:
             heartbeat = details.get("error") == "States.HeartbeatTimeout"
             execution.task_timed_out(task.id, event.timestamp, heartbeat=heartbeat)
@@ -82,8 +84,15 @@ def _check(produced: Sequence[HistoryEvent], history: Sequence[HistoryEvent], st
         if i >= len(history):
             raise HistoryDiverged(produced[i].id, f"the stored history ends before {produced[i].type}")
         mine, stored = produced[i], history[i]
-        if (mine.id, mine.type, mine.scope, mine.details) != (stored.id, stored.type, stored.scope, stored.details):
+        if (mine.id, mine.type, mine.scope, mine.details) != (
+            stored.id,
+            stored.type,
+            stored.scope,
+            stored.details,
+        ):
             raise HistoryDiverged(
-                stored.id, f"stored {stored.type} {stored.details} but the definition produces {mine.type} {mine.details}"
+                stored.id,
+                f"stored {stored.type} {stored.details} "
+                f"but the definition produces {mine.type} {mine.details}",
             )
     return len(produced)

@@ -43,7 +43,9 @@ def links_stream(execution: str) -> str:
     return f"{LINKS_PREFIX}{execution}"
 
 
-def to_new_events(execution: str, events: Iterable[HistoryEvent], metadata: dict[str, Any] | None = None) -> list[NewEvent]:
+def to_new_events(
+    execution: str, events: Iterable[HistoryEvent], metadata: dict[str, Any] | None = None
+) -> list[NewEvent]:
     """Store events for history events; ``metadata`` goes on the first one."""
     out = []
     for i, event in enumerate(events):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -111,10 +112,14 @@ class Executions:
     def _version(self, meta: Mapping[str, Any]) -> Version:
         version = self.registry.get(meta["state_machine"]).version(int(meta["version"]))
         if version is None:
-            raise UsageError(f"version {meta['version']} of {meta['state_machine']} is missing from the registry")
+            raise UsageError(
+                f"version {meta['version']} of {meta['state_machine']} is missing from the registry"
+            )
         return version
 
-    def _machine(self, execution: str, version: Version, meta: Mapping[str, Any], history: list[HistoryEvent]) -> Execution:
+    def _machine(
+        self, execution: str, version: Version, meta: Mapping[str, Any], history: list[HistoryEvent]
+    ) -> Execution:
         machine = Execution(
             dict(version.definition),
             info=ExecutionInfo(name=str(meta["name"]), state_machine_name=version.name),
@@ -206,7 +211,8 @@ class Executions:
             if existing.machine.input == input_value:
                 return existing, False
             raise ExecutionConflict(
-                f"execution {execution!r} already exists with a different input (names are unique per state machine)"
+                f"execution {execution!r} already exists with a different input "
+                "(names are unique per state machine)"
             )
         meta = {
             "state_machine": version.name,
@@ -231,6 +237,7 @@ class Executions:
     # ------------------------------------------------------------------ outside facts
     def stop(self, execution: str, error: str | None = None, cause: str | None = None) -> Loaded:
         """Abort a running execution (``ExecutionAborted``)."""
+
         def fact(loaded: Loaded) -> None:
             if loaded.status != "RUNNING":
                 raise UsageError(f"execution {execution!r} is {loaded.status}, not RUNNING")
@@ -238,27 +245,41 @@ class Executions:
 
         return self._apply(execution, fact)
 
-    def fire_timers(self, execution: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None) -> Loaded:
+    def fire_timers(
+        self, execution: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None
+    ) -> Loaded:
         """Let the execution's timers that fell due fire."""
         return self._apply(
-            execution, lambda loaded: loaded.machine.advance_to(self.clock()), complete=complete, worker_id=worker_id
+            execution,
+            lambda loaded: loaded.machine.advance_to(self.clock()),
+            complete=complete,
+            worker_id=worker_id,
         )
 
-    def run_task(self, execution: str, task_id: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None) -> Loaded:
+    def run_task(
+        self, execution: str, task_id: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None
+    ) -> Loaded:
         """Run one task attempt with its executor and record the outcome."""
         loaded = self.load(execution)
         task = loaded.machine.tasks.get(task_id)
         if task is None or loaded.status != "RUNNING":
             if complete:
-                self.store.append(codec.stream_of(execution), loaded.version, [], complete=complete, worker_id=worker_id)
+                self.store.append(
+                    codec.stream_of(execution), loaded.version, [], complete=complete, worker_id=worker_id
+                )
             return loaded
         if not task.started:
             loaded = self._apply(execution, lambda lo: lo.machine.task_started(task_id, self.clock()))
         executor = self.executors.get(_scheme(task.resource))
         outcome: tuple[str, Any]
         if executor is None:
-            outcome = ("failed", ("Orchestrator.NoExecutor",
-                                  f"no executor is configured for resource {task.resource} (state '{task.state_name}')"))
+            outcome = (
+                "failed",
+                (
+                    "Orchestrator.NoExecutor",
+                    f"no executor is configured for resource {task.resource} (state '{task.state_name}')",
+                ),
+            )
         else:
             try:
                 outcome = ("succeeded", executor(task, loaded))
@@ -287,8 +308,15 @@ class Executions:
         else:
             self.fire_timers(execution, complete=(work.id,), worker_id=worker_id)
 
-    def run_until_settled(self, execution: str, *, worker_id: str = "inline", poll: float = 0.05,
-                          timeout: float | None = None, on_event: Callable[[Loaded], None] | None = None) -> Loaded:
+    def run_until_settled(
+        self,
+        execution: str,
+        *,
+        worker_id: str = "inline",
+        poll: float = 0.05,
+        timeout: float | None = None,
+        on_event: Callable[[Loaded], None] | None = None,
+    ) -> Loaded:
         """Drive an execution in this process until it ends (``start --wait``)."""
         deadline = None if timeout is None else self.clock() + timeout
         while True:
@@ -307,7 +335,10 @@ class Executions:
 
     # ------------------------------------------------------------------ rollback
     def reset(self, execution: str, to_event: int, *, name: str | None = None, by: str = "") -> Loaded:
-        """A new execution from the state ``execution`` had after event ``to_event``; the old one is untouched."""
+        """A new execution from the state ``execution`` had after event ``to_event``.
+
+        The old execution is never changed; the two are linked both ways.
+        """
         old = self.load(execution)
         if not 1 <= to_event <= len(old.history):
             raise UsageError(f"--to-event must be between 1 and {len(old.history)} for {execution!r}")
@@ -322,30 +353,47 @@ class Executions:
             pass
         else:
             raise ExecutionConflict(f"execution {new_id!r} already exists; choose another --name")
-        meta = dict(old.meta, name=new_name, started_by=by or old.meta.get("started_by", ""),
-                    reset_from={"execution": execution, "event": to_event})
+        meta = dict(
+            old.meta,
+            name=new_name,
+            started_by=by or old.meta.get("started_by", ""),
+            reset_from={"execution": execution, "event": to_event},
+        )
         history: list[HistoryEvent] = []
         machine = self._machine(new_id, version, meta, history)
         prefix = _quiescent_prefix(old.history, to_event, lambda: self._machine(new_id, version, meta, []))
         replay(machine, old.history[:prefix])
         history.extend(old.history[:prefix])
         if machine.status != "RUNNING":
-            raise UsageError(f"execution {execution!r} had already ended at event {to_event}: nothing to resume")
+            raise UsageError(
+                f"execution {execution!r} had already ended at event {to_event}: nothing to resume"
+            )
         now = self.clock()
-        machine.record("ExecutionReset", {"executionArn": execution, "eventId": to_event,
-                                          "resumedAfterEventId": prefix}, "", now)
+        machine.record(
+            "ExecutionReset",
+            {"executionArn": execution, "eventId": to_event, "resumedAfterEventId": prefix},
+            "",
+            now,
+        )
         loaded = Loaded(new_id, machine, history, 0, meta)
         self._commit(loaded, 0, metadata=meta)
-        self.store.append(codec.links_stream(execution), self.store.stream_version(codec.links_stream(execution)),
-                          [NewEvent(_uuid(), "ExecutionResetTo", {"execution": new_id, "event": to_event, "by": by})])
+        self.store.append(
+            codec.links_stream(execution),
+            self.store.stream_version(codec.links_stream(execution)),
+            [NewEvent(_uuid(), "ExecutionResetTo", {"execution": new_id, "event": to_event, "by": by})],
+        )
         self._remember(loaded)
         return loaded
 
     def redrive(self, execution: str, *, by: str = "") -> Loaded:
         """Re-run a failed, timed-out or aborted execution from the states that did not succeed."""
+
         def fact(loaded: Loaded) -> None:
             if loaded.status not in ("FAILED", "TIMED_OUT", "ABORTED"):
-                raise UsageError(f"execution {execution!r} is {loaded.status}: only FAILED, TIMED_OUT or ABORTED ones redrive")
+                raise UsageError(
+                    f"execution {execution!r} is {loaded.status}: "
+                    "only FAILED, TIMED_OUT or ABORTED ones redrive"
+                )
             try:
                 loaded.machine.redrive(self.clock())
             except ValueError as exc:
@@ -392,9 +440,12 @@ class Executions:
                 elif record.type == "ExecutionRedriven":
                     rows[ex_id]["status"] = "RUNNING"
                     rows[ex_id]["stopDate"] = None
-        out = [r for r in rows.values()
-               if (state_machine is None or r["stateMachine"] == state_machine)
-               and (status is None or r["status"] == status.upper())]
+        out = [
+            r
+            for r in rows.values()
+            if (state_machine is None or r["stateMachine"] == state_machine)
+            and (status is None or r["status"] == status.upper())
+        ]
         out.sort(key=lambda r: r["startDate"], reverse=True)
         return out
 
@@ -405,19 +456,33 @@ class Executions:
         tasks = []
         for event in loaded.history:
             if event.type in ("TaskScheduled", "RoleAssumed", "TaskSucceeded", "TaskFailed"):
-                tasks.append({"event": event.id, "type": event.type, "scope": event.scope,
-                              **{k: v for k, v in event.details.items() if k not in ("output", "parameters")}})
+                tasks.append(
+                    {
+                        "event": event.id,
+                        "type": event.type,
+                        "scope": event.scope,
+                        **{k: v for k, v in event.details.items() if k not in ("output", "parameters")},
+                    }
+                )
         return {
             "execution": execution,
             "stateMachine": version.name,
-            "version": {"number": version.version, "sha256": version.sha256, "publishedBy": version.published_by,
-                        "publishedAt": _iso(version.published_at), "revision": version.revision,
-                        "approvedBy": version.approved_by, "publishEventPosition": version.event_position},
+            "version": {
+                "number": version.version,
+                "sha256": version.sha256,
+                "publishedBy": version.published_by,
+                "publishedAt": _iso(version.published_at),
+                "revision": version.revision,
+                "approvedBy": version.approved_by,
+                "publishEventPosition": version.event_position,
+            },
             "alias": loaded.meta.get("alias"),
             "trigger": {"startedBy": loaded.meta.get("started_by", ""), **loaded.meta.get("trigger", {})},
             "resetFrom": loaded.meta.get("reset_from"),
             "resetTo": self._links(execution),
-            "redrives": [{"event": e.id, **e.details} for e in loaded.history if e.type == "ExecutionRedriven"],
+            "redrives": [
+                {"event": e.id, **e.details} for e in loaded.history if e.type == "ExecutionRedriven"
+            ],
             "tasks": tasks,
         }
 
@@ -489,14 +554,10 @@ def _valid_name(name: str) -> bool:
 
 
 def _new_name() -> str:
-    import uuid
-
     return str(uuid.uuid4())
 
 
-def _uuid() -> Any:
-    import uuid
-
+def _uuid() -> uuid.UUID:
     return uuid.uuid4()
 
 

@@ -152,8 +152,9 @@ def fold(name: str, events: Iterable[tuple[str, Mapping[str, Any], float, int | 
                     alias.history.append(routing)
             else:
                 alias.history.append(routing)
-            alias.changes.append({"type": kind, "routing": [r.to_json() for r in routing], "at": at,
-                                  "by": data.get("by", "")})
+            alias.changes.append(
+                {"type": kind, "routing": [r.to_json() for r in routing], "at": at, "by": data.get("by", "")}
+            )
         else:
             raise ValueError(f"unexpected event {kind!r} in the stream of state machine {name!r}")
     return machine

@@ -43,9 +43,7 @@ class Registry:
         records = self.store.read_stream(model.stream_id(name))
         if not records:
             raise UnknownStateMachine(f"unknown state machine {name!r}: publish it first")
-        return model.fold(
-            name, ((r.type, r.data, r.recorded_at.timestamp(), r.position) for r in records)
-        )
+        return model.fold(name, ((r.type, r.data, r.recorded_at.timestamp(), r.position) for r in records))
 
     def names(self) -> list[str]:
         """Every published state machine name."""
@@ -101,8 +99,12 @@ class Registry:
                 data["revision"] = revision
             if approved_by is not None:
                 data["approved_by"] = approved_by
-            event = NewEvent(uuid.uuid5(_NAMESPACE, f"{name}:{digest}"), model.VERSION_PUBLISHED, data,
-                             {"actor": published_by})
+            event = NewEvent(
+                uuid.uuid5(_NAMESPACE, f"{name}:{digest}"),
+                model.VERSION_PUBLISHED,
+                data,
+                {"actor": published_by},
+            )
             try:
                 self.store.append(model.stream_id(name), machine.stream_version, [event])
             except ConcurrencyError:
@@ -125,7 +127,9 @@ class Registry:
         machine = self.get(name)
         for route in routes:
             if machine.version(route.version) is None:
-                raise UsageError(f"{name} has no version {route.version} (versions: 1..{len(machine.versions)})")
+                raise UsageError(
+                    f"{name} has no version {route.version} (versions: 1..{len(machine.versions)})"
+                )
         data = {"alias": alias, "routing": [r.to_json() for r in routes], "by": by}
         self.store.append(
             model.stream_id(name), machine.stream_version, [NewEvent(uuid.uuid4(), model.ALIAS_UPDATED, data)]
@@ -133,7 +137,7 @@ class Registry:
         return routes
 
     def rollback_alias(self, name: str, alias: str, *, by: str = "") -> tuple[Route, ...]:
-        """Point ``alias`` back at what it pointed at before its last change (an ``AliasRolledBack`` event)."""
+        """Point ``alias`` back at its routing before its last change (an ``AliasRolledBack`` event)."""
         machine = self.get(name)
         current = machine.aliases.get(alias)
         if current is None:
@@ -141,10 +145,16 @@ class Registry:
         if len(current.history) < 2:
             raise UsageError(f"alias {name}:{alias} has no earlier routing to roll back to")
         previous = current.history[-2]
-        data = {"alias": alias, "routing": [r.to_json() for r in previous], "by": by,
-                "from": [r.to_json() for r in current.routing]}
+        data = {
+            "alias": alias,
+            "routing": [r.to_json() for r in previous],
+            "by": by,
+            "from": [r.to_json() for r in current.routing],
+        }
         self.store.append(
-            model.stream_id(name), machine.stream_version, [NewEvent(uuid.uuid4(), model.ALIAS_ROLLED_BACK, data)]
+            model.stream_id(name),
+            machine.stream_version,
+            [NewEvent(uuid.uuid4(), model.ALIAS_ROLLED_BACK, data)],
         )
         return previous
 

@@ -25,9 +25,13 @@ SLOW = {
 }
 
 
-def run(url: str, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    url: str, *args: str, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ORCHESTRATOR_DATABASE_URL=url, ORCHESTRATOR_ACTOR="tester")
-    proc = subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=120, cwd=cwd, check=False)
+    proc = subprocess.run(
+        [EXE, *args], capture_output=True, text=True, env=env, timeout=120, cwd=cwd, check=False
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -57,13 +61,19 @@ def test_publish_alias_start_wait_history_lineage(database_url: str, tmp_path: P
     assert out(run(database_url, "publish", str(changed)))["version"] == 2
     diff = run(database_url, "diff", "hello", "1", "2").stdout
     assert "/States/Pause/Seconds" in diff and "- 2  + 0" in diff
-    assert out(run(database_url, "alias", "set", "hello", "prod", "2"))["routing"] == [{"version": 2, "weight": 100}]
-    assert out(run(database_url, "alias", "rollback", "hello", "prod"))["routing"] == [{"version": 1, "weight": 100}]
+    assert out(run(database_url, "alias", "set", "hello", "prod", "2"))["routing"] == [
+        {"version": 2, "weight": 100}
+    ]
+    assert out(run(database_url, "alias", "rollback", "hello", "prod"))["routing"] == [
+        {"version": 1, "weight": 100}
+    ]
     run(database_url, "alias", "set", "hello", "prod", "2")
     versions = out(run(database_url, "versions", "hello", "--json"))
     assert [v["version"] for v in versions["versions"]] == [1, 2]
 
-    started = out(run(database_url, "start", "hello:prod", "--input", '{"people": ["Ada"]}', "--name", "x1", "--wait"))
+    started = out(
+        run(database_url, "start", "hello:prod", "--input", '{"people": ["Ada"]}', "--name", "x1", "--wait")
+    )
     assert started["status"] == "SUCCEEDED" and started["execution"] == "hello:x1" and started["version"] == 2
     assert started["output"] == [{"message": "Hello, Ada!"}]
     listed = out(run(database_url, "executions", "list", "--json"))
@@ -73,7 +83,9 @@ def test_publish_alias_start_wait_history_lineage(database_url: str, tmp_path: P
     history = out(run(database_url, "history", "hello:x1", "--json"))
     assert history[0]["type"] == "ExecutionStarted" and history[-1]["type"] == "ExecutionSucceeded"
     assert "executionStartedEventDetails" in history[0] and history[1]["previousEventId"] == 0
-    assert [e["id"] for e in out(run(database_url, "history", "hello:x1", "--json", "--reverse"))][0] == len(history)
+    assert next(e["id"] for e in out(run(database_url, "history", "hello:x1", "--json", "--reverse"))) == len(
+        history
+    )
     table = run(database_url, "history", "hello:x1").stdout
     assert "MapIterationStarted" in table and "ID" in table.splitlines()[0]
     described = out(run(database_url, "describe", "hello:x1", "--json"))
@@ -95,23 +107,34 @@ def test_bad_input_is_a_clear_error(database_url: str, tmp_path: Path) -> None:
     assert proc.returncode == 2 and "unknown state machine" in proc.stderr
 
 
-@pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:1/none", "mysql://x@y/z", "not a url"])
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://postgres@127.0.0.1:1/none", "mysql://x@y/z", "not a url"]
+)
 def test_unusable_database_urls(url: str) -> None:
     proc = run(url, "executions", "list", check=False)
     assert proc.returncode == 2 and proc.stderr.strip() and "Traceback" not in proc.stderr
 
 
-def test_crash_between_steps_resumes_without_running_anything_twice(database_url: str, tmp_path: Path) -> None:
+def test_crash_between_steps_resumes_without_running_anything_twice(
+    database_url: str, tmp_path: Path
+) -> None:
     definition = tmp_path / "slow.json"
     definition.write_text(json.dumps(SLOW))
     run(database_url, "publish", str(definition))
     env = dict(os.environ, ORCHESTRATOR_DATABASE_URL=database_url)
-    victim = subprocess.Popen([EXE, "start", "slow", "--name", "c1", "--wait"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = subprocess.Popen(
+        [EXE, "start", "slow", "--name", "c1", "--wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 30
     while time.time() < deadline:  # wait until the first step is committed, then kill -9 mid-Wait
         history = run(database_url, "history", "slow:c1", "--json", check=False)
-        if history.returncode == 0 and any(e["type"] == "WaitStateEntered" for e in json.loads(history.stdout)):
+        if history.returncode == 0 and any(
+            e["type"] == "WaitStateEntered" for e in json.loads(history.stdout)
+        ):
             break
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)

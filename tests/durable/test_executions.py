@@ -19,8 +19,11 @@ MACHINE = {
     "States": {
         "Prepare": {"Type": "Pass", "Result": 1, "ResultPath": "$.prepared", "Next": "Work"},
         "Work": {"Type": "Task", "Resource": LAMBDA, "ResultPath": "$.work", "Next": "Check"},
-        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.work.ok", "BooleanEquals": True, "Next": "Done"}],
-                  "Default": "Broken"},
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.work.ok", "BooleanEquals": True, "Next": "Done"}],
+            "Default": "Broken",
+        },
         "Broken": {"Type": "Fail", "Error": "Work.Broken"},
         "Done": {"Type": "Succeed"},
     },
@@ -67,17 +70,23 @@ def test_start_runs_to_completion_and_history_replays(env: tuple[EventStore, Reg
     assert fn.calls == [{"x": 1, "prepared": 1}]
     # a fresh service (no cache) folds the same state from the stored events
     fresh = executions(env, fn).load(loaded.id)
-    assert fresh.status == "SUCCEEDED" and [e.to_aws() for e in fresh.history] == [e.to_aws() for e in done.history]
+    assert fresh.status == "SUCCEEDED" and [e.to_aws() for e in fresh.history] == [
+        e.to_aws() for e in done.history
+    ]
     ids = [e.id for e in fresh.history]
     assert ids == list(range(1, len(ids) + 1))
     described = ex.describe(loaded.id)
-    assert described["status"] == "SUCCEEDED" and described["startedBy"] == "ada" and described["version"] == 1
+    assert (
+        described["status"] == "SUCCEEDED" and described["startedBy"] == "ada" and described["version"] == 1
+    )
     rows = ex.list(state_machine="m")
     assert [(r["execution"], r["status"]) for r in rows] == [("m:e1", "SUCCEEDED")]
     assert ex.list(status="FAILED") == []
 
 
-def test_same_name_same_input_is_idempotent_and_other_input_conflicts(env: tuple[EventStore, Registry]) -> None:
+def test_same_name_same_input_is_idempotent_and_other_input_conflicts(
+    env: tuple[EventStore, Registry],
+) -> None:
     ex = executions(env, Lambda({"ok": True}))
     first, created = ex.start("m", {"x": 1}, name="dup")
     again, created_again = ex.start("m", {"x": 1}, name="dup")

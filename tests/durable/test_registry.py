@@ -24,7 +24,9 @@ def registry(database_url: str) -> Registry:
 
 def test_versions_are_numbered_and_content_addressed(registry: Registry) -> None:
     v1, created1 = registry.publish("m", PASS, published_by="ada")
-    same, created_again = registry.publish("m", {"States": PASS["States"], "StartAt": "A"})  # key order differs
+    same, created_again = registry.publish(
+        "m", {"States": PASS["States"], "StartAt": "A"}
+    )  # key order differs
     v2, created2 = registry.publish("m", PASS2)
     assert (v1.version, created1) == (1, True)
     assert (same.version, created_again) == (1, False)
@@ -35,7 +37,7 @@ def test_versions_are_numbered_and_content_addressed(registry: Registry) -> None
 
 
 def test_invalid_definition_is_refused_and_nothing_is_written(registry: Registry) -> None:
-    with pytest.raises(UsageError, match="Nextt|not allowed|unknown"):
+    with pytest.raises(UsageError, match=r"Nextt|not allowed|unknown"):
         registry.publish("m", {"StartAt": "A", "States": {"A": {"Type": "Pass", "Nextt": "B", "End": True}}})
     with pytest.raises(UnknownStateMachine):
         registry.get("m")
