@@ -1,0 +1,371 @@
+"""The PostgreSQL backend: many workers, one round trip per operation.
+
+Connections run in autocommit and every operation is one statement, so one transaction and one
+round trip. An append is a call of the ``orchestrator_append_v1`` database function (defined by the
+migrations), which takes the append lock, checks the stream version and the leases, inserts the
+events, work items and snapshot, and notifies listeners, all in that statement's transaction.
+
+Gap-free global order: the function holds a transaction-level advisory lock from before it reads
+the last position until commit, so positions are taken and committed in the same order (the
+``eventsourcing`` library serialises its inserts the same way, with a table lock). Claims use
+``FOR UPDATE SKIP LOCKED``. ``wait_for_events`` listens on the ``orchestrator_events`` channel,
+which the append function notifies with its last position.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import structlog
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
+
+from orchestrator.store import codec, sqlfile
+from orchestrator.store.backends import AppendBatch, ConnectionOptions
+from orchestrator.store.errors import (
+    ConcurrencyError,
+    DuplicateEventId,
+    LeaseLost,
+    StoreError,
+    StoreUnavailable,
+)
+from orchestrator.store.model import ClaimedWork, RecordedEvent, Snapshot
+from orchestrator.store.urls import DatabaseURL
+
+log = structlog.get_logger(__name__)
+
+Q = sqlfile.load(__package__ or "orchestrator.store.backends", "postgresql.sql")
+
+_restore = RecordedEvent._restore
+_decode = codec.decode
+
+#: SQLSTATEs raised by ``orchestrator_append_v1`` (class "OR" is not used by PostgreSQL).
+_VERSION_CONFLICT = "OR001"
+_LEASE_LOST = "OR002"
+_UNIQUE_VIOLATION = "23505"
+
+
+class PostgresBackend:
+    """Events, work items and snapshots in a PostgreSQL database."""
+
+    def __init__(self, url: DatabaseURL, options: ConnectionOptions) -> None:
+        self._redacted = url.redacted
+        self._engine = create_engine(
+            url.url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=options.pool_size,
+            max_overflow=options.pool_size * 2,
+            connect_args={
+                "connect_timeout": max(1, round(options.connect_timeout)),
+                # UTC datetimes back; READ COMMITTED whatever the server's default (the append
+                # function relies on a fresh snapshot per statement).
+                "options": r"-c TimeZone=UTC -c default_transaction_isolation=read\ committed",
+                "application_name": "orchestrator",
+            },
+        )
+        self._listen_lock = threading.Lock()
+        self._listener: PoolProxiedConnection | None = None
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _translate(self, error: psycopg.Error) -> StoreError | None:
+        """The store error for a driver error; None when it is not one of ours (a bug: re-raise)."""
+        state = error.sqlstate or ""
+        if state == _VERSION_CONFLICT:
+            # Raised by orchestrator_append_v1; append() adds the stream and versions.
+            return ConcurrencyError("", -1, int(error.diag.message_detail or "-1"))
+        if state == _LEASE_LOST:
+            return LeaseLost("", json.loads(error.diag.message_detail or "[]"))
+        if state == _UNIQUE_VIOLATION and error.diag.constraint_name == "events_stream_id_key":
+            return DuplicateEventId([], "in this stream")
+        if state in ("42P01", "42883"):  # undefined table / function
+            return StoreUnavailable(
+                self._redacted, "it has no (or an old) event store schema: run `orchestrator db upgrade`"
+            )
+        if state.startswith("08") or state == "57P01" or isinstance(error, psycopg.OperationalError):
+            return StoreUnavailable(self._redacted, _first_line(str(error)))
+        return None
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn driver errors (raw, or wrapped by SQLAlchemy) into store errors."""
+        try:
+            yield
+        except DBAPIError as error:
+            orig = error.orig
+            translated = self._translate(orig) if isinstance(orig, psycopg.Error) else None
+            if translated is None and error.connection_invalidated:
+                translated = StoreUnavailable(self._redacted, _first_line(str(orig)))
+            if translated is None:
+                raise
+            raise translated from error
+        except psycopg.Error as error:
+            translated = self._translate(error)
+            if translated is None:
+                raise
+            raise translated from error
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A pooled connection (autocommit)."""
+        with self._translated(), self._engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _driver(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled driver connection (autocommit): statements run on psycopg directly.
+
+        SQLAlchemy's per-statement bookkeeping costs more than a round trip's worth of Python for
+        the one-statement operations of this backend; psycopg prepares repeated statements itself.
+        """
+        with self._translated(), self._engine.connect() as connection:
+            driver = _psycopg(connection.connection)
+            try:
+                yield driver
+            except psycopg.Error:
+                if driver.broken or driver.closed:
+                    # The server went away (restart, failover, killed backend): this connection is
+                    # dead and the idle ones in the pool most likely too. Start afresh.
+                    log.warning("store.connections_reset", url=self._redacted)
+                    connection.invalidate()
+                    self._engine.dispose()
+                raise
+
+    @contextmanager
+    def schema_connection(self) -> Iterator[Connection]:
+        """A transaction holding the schema advisory lock, for migrations (DDL is transactional)."""
+        with self._translated(), self._engine.connect() as autocommit:
+            connection = autocommit.execution_options(isolation_level="READ COMMITTED")
+            with connection.begin():
+                connection.exec_driver_sql(Q["schema_lock"])
+                yield connection
+
+    # -- appends -------------------------------------------------------------------------------
+
+    def append(self, batch: AppendBatch) -> int:
+        """Commit ``batch`` in one call of ``orchestrator_append_v1``."""
+        params = {
+            "stream_id": batch.stream_id,
+            "expected_version": batch.expected_version,
+            "now": batch.now,
+            "events": _events_document(batch),
+            "worker_id": batch.worker_id,
+            "complete": list(batch.complete),
+            "enqueue": _enqueue_document(batch),
+            "snapshot_version": batch.snapshot_version,
+            "snapshot_state": batch.snapshot_state,
+        }
+        try:
+            with self._driver() as driver:
+                row = driver.execute(Q["append"], params).fetchone()
+        except ConcurrencyError as error:
+            raise ConcurrencyError(batch.stream_id, batch.expected_version, error.actual_version) from None
+        except LeaseLost as error:
+            raise LeaseLost(batch.worker_id or "", error.work_ids) from None
+        assert row is not None
+        return int(row[0])
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def read_stream(self, stream_id: str, from_version: int, limit: int | None) -> list[RecordedEvent]:
+        """Events of ``stream_id`` from ``from_version``, in order."""
+        with self._driver() as driver, codec.bulk():
+            rows = driver.execute(
+                Q["read_stream"], {"stream_id": stream_id, "from_version": from_version, "limit": limit}
+            ).fetchall()
+            return [
+                _restore(stream_id, v, p, i, t, _decode(d), _decode(m), r) for v, p, i, t, d, m, r in rows
+            ]
+
+    def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]:
+        """Events after ``after_position``, in position order."""
+        with self._driver() as driver, codec.bulk():
+            rows = driver.execute(
+                Q["read_all"], {"after_position": after_position, "limit": limit}
+            ).fetchall()
+            return [_restore(s, v, p, i, t, _decode(d), _decode(m), r) for s, v, p, i, t, d, m, r in rows]
+
+    def events_by_id(self, stream_id: str, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
+        """The events of ``stream_id`` among ``event_ids``."""
+        with self._driver() as driver:
+            rows = driver.execute(
+                Q["events_by_id"], {"stream_id": stream_id, "ids": list(event_ids)}
+            ).fetchall()
+        return [_restore(s, v, p, i, t, _decode(d), _decode(m), r) for s, v, p, i, t, d, m, r in rows]
+
+    def stream_version(self, stream_id: str) -> int:
+        """Version of the last event of ``stream_id`` (0: none)."""
+        with self._driver() as driver:
+            row = driver.execute(Q["stream_version"], {"stream_id": stream_id}).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def last_position(self) -> int:
+        """Position of the last event (0: none)."""
+        with self._driver() as driver:
+            row = driver.execute(Q["last_position"]).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def wait_for_events(self, after_position: int, timeout: float) -> bool:
+        """Wait on LISTEN/NOTIFY (one thread at a time per store; the others poll, as they do
+        when the listening connection breaks)."""
+        deadline = time.monotonic() + timeout
+        if not self._listen_lock.acquire(blocking=False):
+            return self._poll(after_position, deadline)  # another thread holds the listener
+        try:
+            try:
+                listener = self._listening()
+                # Notifications that arrived before this call are stale: the check below covers them.
+                for _ in listener.notifies(timeout=0):
+                    pass
+            except psycopg.Error as error:
+                self._drop_listener(error)
+                return self._poll(after_position, deadline)
+            if self.last_position() > after_position:
+                return True
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    for notify in listener.notifies(timeout=remaining, stop_after=1):
+                        if _position(notify.payload) > after_position:
+                            return True
+                except psycopg.Error as error:
+                    self._drop_listener(error)
+                    return self._poll(after_position, deadline)
+            return False
+        finally:
+            self._listen_lock.release()
+
+    def _listening(self) -> psycopg.Connection[Any]:
+        """The connection LISTENing on ``orchestrator_events`` (checked out of the pool for good)."""
+        if self._listener is None:
+            with self._translated():
+                proxied = self._engine.raw_connection()
+                try:
+                    driver = _psycopg(proxied)
+                    driver.autocommit = True
+                    driver.execute(Q["listen"])
+                except BaseException:
+                    proxied.invalidate()
+                    raise
+            self._listener = proxied
+        return _psycopg(self._listener)
+
+    def _drop_listener(self, error: Exception) -> None:
+        log.warning("store.listener_lost", url=self._redacted, error=_first_line(str(error)))
+        if self._listener is not None:
+            self._listener.invalidate()
+            self._listener = None
+
+    def _poll(self, after_position: int, deadline: float) -> bool:
+        while True:
+            if self.last_position() > after_position:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, 0.2))
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot of ``stream_id``."""
+        with self._driver() as driver:
+            row = driver.execute(Q["load_snapshot"], {"stream_id": stream_id}).fetchone()
+        return None if row is None else Snapshot(stream_id, row[0], _decode(row[1]))
+
+    # -- work queue ----------------------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
+    ) -> list[ClaimedWork]:
+        """Lease due items to ``worker_id`` with ``FOR UPDATE SKIP LOCKED``."""
+        with self._driver() as driver:
+            rows = driver.execute(
+                Q["claim_work"],
+                {
+                    "worker_id": worker_id,
+                    "queues": list(queues),
+                    "now": now,
+                    "lease_until": lease_until,
+                    "limit": limit,
+                },
+            ).fetchall()
+        claimed = [ClaimedWork(i, q, s, k, _decode(p), r, a, e) for i, q, s, k, p, r, a, e in rows]
+        claimed.sort(key=lambda work: (work.run_at, work.id))
+        return claimed
+
+    def renew(
+        self, worker_id: str, work_ids: Sequence[str], now: datetime, lease_until: datetime
+    ) -> list[str]:
+        """Extend the leases ``worker_id`` still holds."""
+        with self._driver() as driver:
+            renewed = driver.execute(
+                Q["renew_work"],
+                {"ids": list(work_ids), "worker_id": worker_id, "now": now, "lease_until": lease_until},
+            ).fetchall()
+        return sorted(row[0] for row in renewed)
+
+    def release(self, worker_id: str, work_ids: Sequence[str]) -> None:
+        """Give back the leases ``worker_id`` holds."""
+        with self._driver() as driver:
+            driver.execute(Q["release_work"], {"ids": list(work_ids), "worker_id": worker_id})
+
+    def close(self) -> None:
+        """Close all connections, the listener included."""
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.invalidate()
+                self._listener = None
+        self._engine.dispose()
+
+
+def _psycopg(connection: PoolProxiedConnection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a pooled one."""
+    driver = connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+def _events_document(batch: AppendBatch) -> str:
+    """The events of ``batch`` as one JSON array (data and metadata are already JSON: spliced in)."""
+    events = ",".join(
+        f'{{"id":"{event_id}","type":{_quote(event_type)},"data":{data},"metadata":{metadata}}}'
+        for event_id, event_type, data, metadata in zip(
+            batch.event_ids, batch.event_types, batch.event_data, batch.event_metadata, strict=True
+        )
+    )
+    return f"[{events}]"
+
+
+def _enqueue_document(batch: AppendBatch) -> str:
+    """The work items of ``batch`` as one JSON array (payloads are already JSON: spliced in)."""
+    items = ",".join(
+        f'{{"id":{_quote(work.id)},"queue":{_quote(work.queue)},"stream_id":{_quote(work.stream_id)},'
+        f'"kind":{_quote(work.kind)},"run_at":"{work.run_at.isoformat(timespec="microseconds")}",'
+        f'"payload":{work.payload}}}'
+        for work in batch.enqueue
+    )
+    return f"[{items}]"
+
+
+_quote = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _position(payload: str) -> int:
+    try:
+        return int(payload)
+    except ValueError:
+        return 0
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else message

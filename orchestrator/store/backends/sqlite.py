@@ -1,0 +1,421 @@
+"""The SQLite backend: the embedded default, one writer at a time.
+
+SQLite serialises writers on the whole database file, and a transaction that reads before it writes
+can fail at once with "database is locked" when it tries to upgrade its lock, whatever the busy
+timeout. So this backend:
+
+- opens the file in WAL mode (readers never block the writer, nor the writer the readers);
+- writes through one connection per process, behind a lock, always in ``BEGIN IMMEDIATE``
+  transactions, which take the write lock up front and wait up to the busy timeout for another
+  process to release it; past that it raises :class:`StoreBusy`, which says what is going on;
+- reads through a pool of other connections, in autocommit (each statement sees one snapshot);
+- assigns positions itself (last + 1, ...) inside the write transaction: with one writer and rows
+  never deleted, positions are dense and in commit order;
+- wakes ``wait_for_events`` callers at once for appends made by this process, and polls for the
+  appends of other processes.
+
+An in-memory database (``sqlite://`` or ``sqlite:///:memory:``) lives in one connection, shared by
+all threads behind the lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import structlog
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool, StaticPool
+
+from orchestrator.store import codec, sqlfile
+from orchestrator.store.backends import AppendBatch, ConnectionOptions
+from orchestrator.store.errors import (
+    ConcurrencyError,
+    DuplicateEventId,
+    LeaseLost,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+)
+from orchestrator.store.model import ClaimedWork, RecordedEvent, Snapshot
+from orchestrator.store.urls import DatabaseURL
+
+log = structlog.get_logger(__name__)
+
+Q = sqlfile.load(__package__ or "orchestrator.store.backends", "sqlite.sql")
+
+_decode = codec.decode
+_json = codec.dumps
+_from_iso = datetime.fromisoformat
+_restore = RecordedEvent._restore
+_UUID = uuid.UUID
+
+
+def _driver(connection: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLAlchemy one."""
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC datetime as fixed-width ISO 8601 text (compares correctly as text)."""
+    return moment.isoformat(timespec="microseconds")
+
+
+class SQLiteBackend:
+    """Events, work items and snapshots in one SQLite file (or in memory)."""
+
+    def __init__(self, url: DatabaseURL, options: ConnectionOptions) -> None:
+        self._redacted = url.redacted
+        self._path = url.sqlite_path
+        self._busy_timeout = options.busy_timeout
+        self._poll_interval = options.poll_interval
+        self._synchronous = options.sqlite_synchronous.upper()
+        self._lock = threading.Lock()
+        self._appended = threading.Condition()
+        self._generation = 0
+        connect_args = {"timeout": options.busy_timeout, "check_same_thread": False, "isolation_level": None}
+        if self._path is None:
+            self._writer_engine = create_engine(url.url, connect_args=connect_args, poolclass=StaticPool)
+            self._reader_engine = self._writer_engine
+        else:
+            self._writer_engine = create_engine(
+                url.url, connect_args=connect_args, poolclass=QueuePool, pool_size=1, max_overflow=0
+            )
+            self._reader_engine = create_engine(
+                url.url,
+                connect_args=connect_args,
+                poolclass=QueuePool,
+                pool_size=options.pool_size,
+                max_overflow=options.pool_size * 2,
+            )
+        for engine in {self._writer_engine, self._reader_engine}:
+            event.listen(engine, "connect", self._configure_connection)
+        self._writer: Connection | None = None
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _configure_connection(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        """Pragmas of every new connection: WAL, the busy timeout, the durability level."""
+        cursor = dbapi_connection.cursor()
+        try:
+            if self._path is not None:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            cursor.execute(f"PRAGMA synchronous = {self._synchronous}")
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn driver errors (raw, or wrapped by SQLAlchemy) into store errors that say what to do."""
+        try:
+            yield
+        except DBAPIError as error:
+            if isinstance(error.orig, sqlite3.Error):
+                raise self._translate(error.orig) from error
+            raise StoreUnavailable(self._redacted, str(error.orig)) from error
+        except sqlite3.Error as error:
+            raise self._translate(error) from error
+
+    def _translate(self, error: sqlite3.Error) -> StoreError:
+        name = getattr(error, "sqlite_errorname", "")
+        message = str(error)
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in message:
+            return StoreBusy(self._redacted, self._busy_timeout)
+        if isinstance(error, sqlite3.IntegrityError) and "events.stream_id, events.id" in message:
+            return DuplicateEventId([], "in this stream")
+        if "no such table" in message:
+            return StoreUnavailable(
+                self._redacted, "it has no event store schema: run `orchestrator db upgrade`"
+            )
+        if "unable to open database file" in message:
+            return StoreUnavailable(
+                self._redacted, "cannot open the SQLite file (does its directory exist, is it writable?)"
+            )
+        return StoreUnavailable(self._redacted, message)
+
+    @contextmanager
+    def _locked(self) -> Iterator[Connection]:
+        """The writer connection, held by this thread only."""
+        if not self._lock.acquire(timeout=self._busy_timeout):
+            raise StoreBusy(self._redacted, self._busy_timeout)
+        try:
+            with self._translated():
+                if self._writer is None:
+                    self._writer = self._writer_engine.connect()
+                yield self._writer
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``) on the writer's driver connection.
+
+        Statements run on the driver connection directly: SQLAlchemy's per-statement bookkeeping
+        costs more than SQLite's own work for the small statements of an append.
+        """
+        with self._locked() as connection:
+            driver = _driver(connection)
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                yield driver
+                driver.commit()
+            except BaseException:
+                self._rollback(connection, driver)
+                raise
+
+    def _rollback(self, connection: Connection, driver: sqlite3.Connection) -> None:
+        """Roll back; a connection that cannot even do that is dropped (the next write reconnects)."""
+        try:
+            driver.rollback()
+        except sqlite3.Error:
+            log.warning("store.sqlite_writer_dropped", url=self._redacted)
+            connection.invalidate()
+            connection.close()
+            self._writer = None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A driver connection for reads, in autocommit (the shared one, locked, when in memory)."""
+        if self._path is None:
+            with self._locked() as connection:
+                yield _driver(connection)
+            return
+        with self._translated(), self._reader_engine.connect() as connection:
+            yield _driver(connection)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reads (the shared one, locked, for an in-memory database)."""
+        if self._path is None:
+            with self._locked() as connection:
+                try:
+                    yield connection
+                finally:
+                    connection.rollback()
+            return
+        with self._translated(), self._reader_engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def schema_connection(self) -> Iterator[Connection]:
+        """A write transaction for migrations: the write lock keeps concurrent upgraders in line."""
+        with self._locked() as connection:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                yield connection
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+
+    # -- appends -------------------------------------------------------------------------------
+
+    def append(self, batch: AppendBatch) -> int:
+        """Commit ``batch``; see :class:`~orchestrator.store.backends.Backend`."""
+        stream_id = batch.stream_id
+        expected = batch.expected_version
+        now = _iso(batch.now)
+        with self._write() as connection:
+            version, last = connection.execute(Q["append_head"], {"stream_id": stream_id}).fetchone()
+            if version != expected:
+                raise ConcurrencyError(stream_id, expected, version)
+            if batch.complete:
+                self._complete(connection, batch, now)
+            if batch.event_ids:
+                connection.executemany(
+                    Q["insert_event"],
+                    [
+                        (last + n, stream_id, expected + n, event_id.bytes, event_type, data, metadata, now)
+                        for n, event_id, event_type, data, metadata in zip(
+                            range(1, len(batch.event_ids) + 1),
+                            batch.event_ids,
+                            batch.event_types,
+                            batch.event_data,
+                            batch.event_metadata,
+                            strict=True,
+                        )
+                    ],
+                )
+            if batch.enqueue:
+                connection.executemany(
+                    Q["enqueue_work"],
+                    [
+                        {
+                            "id": work.id,
+                            "queue": work.queue,
+                            "stream_id": work.stream_id,
+                            "kind": work.kind,
+                            "payload": work.payload,
+                            "run_at": _iso(work.run_at),
+                            "now": now,
+                        }
+                        for work in batch.enqueue
+                    ],
+                )
+            if batch.snapshot_version is not None:
+                connection.execute(
+                    Q["save_snapshot"],
+                    {
+                        "stream_id": stream_id,
+                        "version": batch.snapshot_version,
+                        "state": batch.snapshot_state,
+                        "now": now,
+                    },
+                )
+        if batch.event_ids:
+            with self._appended:
+                self._generation += 1
+                self._appended.notify_all()
+            return int(last) + 1
+        return 0
+
+    def _complete(self, connection: sqlite3.Connection, batch: AppendBatch, now: str) -> None:
+        done = connection.execute(
+            Q["complete_work"],
+            {"ids": _json(list(batch.complete)), "worker_id": batch.worker_id, "now": now},
+        ).fetchall()
+        lost = set(batch.complete).difference(row[0] for row in done)
+        if lost:
+            raise LeaseLost(batch.worker_id or "", sorted(lost))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def read_stream(self, stream_id: str, from_version: int, limit: int | None) -> list[RecordedEvent]:
+        """Events of ``stream_id`` from ``from_version``, in order."""
+        with self._read() as connection, codec.bulk():
+            rows = connection.execute(
+                Q["read_stream"],
+                {
+                    "stream_id": stream_id,
+                    "from_version": from_version,
+                    "limit": -1 if limit is None else limit,
+                },
+            ).fetchall()
+            return [
+                _restore(stream_id, v, p, _UUID(bytes=i), t, _decode(d), _decode(m), _from_iso(r))
+                for v, p, i, t, d, m, r in rows
+            ]
+
+    def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]:
+        """Events after ``after_position``, in position order."""
+        with self._read() as connection, codec.bulk():
+            rows = connection.execute(
+                Q["read_all"], {"after_position": after_position, "limit": limit}
+            ).fetchall()
+            return [
+                _restore(s, v, p, _UUID(bytes=i), t, _decode(d), _decode(m), _from_iso(r))
+                for s, v, p, i, t, d, m, r in rows
+            ]
+
+    def events_by_id(self, stream_id: str, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
+        """The events of ``stream_id`` among ``event_ids``."""
+        found = []
+        with self._read() as connection:
+            for event_id in event_ids:
+                row = connection.execute(
+                    Q["event_by_id"], {"stream_id": stream_id, "id": event_id.bytes}
+                ).fetchone()
+                if row is not None:
+                    s, v, p, i, t, d, m, r = row
+                    found.append(_restore(s, v, p, _UUID(bytes=i), t, _decode(d), _decode(m), _from_iso(r)))
+        return found
+
+    def stream_version(self, stream_id: str) -> int:
+        """Version of the last event of ``stream_id`` (0: none)."""
+        with self._read() as connection:
+            return int(connection.execute(Q["stream_version"], {"stream_id": stream_id}).fetchone()[0])
+
+    def last_position(self) -> int:
+        """Position of the last event (0: none)."""
+        with self._read() as connection:
+            return int(connection.execute(Q["last_position"]).fetchone()[0])
+
+    def wait_for_events(self, after_position: int, timeout: float) -> bool:
+        """Wait for an event after ``after_position``: woken by this process's appends, else polling."""
+        deadline = time.monotonic() + timeout
+        while True:
+            generation = self._generation
+            if self.last_position() > after_position:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._appended:
+                self._appended.wait_for(
+                    partial(self._appended_since, generation), min(remaining, self._poll_interval)
+                )
+
+    def _appended_since(self, generation: int) -> bool:
+        return self._generation != generation
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot of ``stream_id``."""
+        with self._read() as connection:
+            row = connection.execute(Q["load_snapshot"], {"stream_id": stream_id}).fetchone()
+        return None if row is None else Snapshot(stream_id, row[0], _decode(row[1]))
+
+    # -- work queue ----------------------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
+    ) -> list[ClaimedWork]:
+        """Lease due items to ``worker_id`` (inside the write lock: no two claimers see a row)."""
+        with self._write() as connection:
+            rows = connection.execute(
+                Q["claim_work"],
+                {
+                    "worker_id": worker_id,
+                    "queues": _json(list(queues)),
+                    "now": _iso(now),
+                    "lease_until": _iso(lease_until),
+                    "limit": limit,
+                },
+            ).fetchall()
+        claimed = [
+            ClaimedWork(i, q, s, k, _decode(p), _from_iso(r), a, _from_iso(e))
+            for i, q, s, k, p, r, a, e in rows
+        ]
+        claimed.sort(key=lambda work: (work.run_at, work.id))
+        return claimed
+
+    def renew(
+        self, worker_id: str, work_ids: Sequence[str], now: datetime, lease_until: datetime
+    ) -> list[str]:
+        """Extend the leases ``worker_id`` still holds."""
+        with self._write() as connection:
+            renewed = connection.execute(
+                Q["renew_work"],
+                {
+                    "ids": _json(list(work_ids)),
+                    "worker_id": worker_id,
+                    "now": _iso(now),
+                    "lease_until": _iso(lease_until),
+                },
+            ).fetchall()
+        return sorted(row[0] for row in renewed)
+
+    def release(self, worker_id: str, work_ids: Sequence[str]) -> None:
+        """Give back the leases ``worker_id`` holds."""
+        with self._write() as connection:
+            connection.execute(Q["release_work"], {"ids": _json(list(work_ids)), "worker_id": worker_id})
+
+    def close(self) -> None:
+        """Close all connections."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        self._reader_engine.dispose()
+        self._writer_engine.dispose()

@@ -1,0 +1,93 @@
+-- Named statements of the SQLite backend (sqlite3 named parameters). Writes run inside
+-- BEGIN IMMEDIATE on the one writer connection; reads run in autocommit on pooled connections.
+
+-- name: append_head
+-- Inside the write transaction: the stream's version and the last global position.
+SELECT (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = :stream_id),
+       (SELECT coalesce(max(position), 0) FROM events);
+
+-- name: insert_event
+-- Positional parameters, in column order: this one runs for every event.
+INSERT INTO events (position, stream_id, version, id, type, data, metadata, recorded_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: complete_work
+-- Completes the items still leased by the worker; the caller compares the ids returned.
+UPDATE work_items
+SET completed_at = :now, leased_by = NULL, lease_expires_at = NULL
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND leased_by = :worker_id
+  AND lease_expires_at > :now
+  AND completed_at IS NULL
+RETURNING id;
+
+-- name: enqueue_work
+INSERT INTO work_items (id, queue, stream_id, kind, payload, run_at, enqueued_at)
+VALUES (:id, :queue, :stream_id, :kind, :payload, :run_at, :now)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: save_snapshot
+INSERT INTO snapshots (stream_id, version, state, recorded_at)
+VALUES (:stream_id, :version, :state, :now)
+ON CONFLICT (stream_id) DO UPDATE
+    SET version = excluded.version, state = excluded.state, recorded_at = excluded.recorded_at
+    WHERE snapshots.version <= excluded.version;
+
+-- name: read_stream
+SELECT version, position, id, type, data, metadata, recorded_at
+FROM events
+WHERE stream_id = :stream_id AND version >= :from_version
+ORDER BY version
+LIMIT :limit;
+
+-- name: read_all
+SELECT stream_id, version, position, id, type, data, metadata, recorded_at
+FROM events
+WHERE position > :after_position
+ORDER BY position
+LIMIT :limit;
+
+-- name: event_by_id
+SELECT stream_id, version, position, id, type, data, metadata, recorded_at
+FROM events
+WHERE stream_id = :stream_id AND id = :id;
+
+-- name: stream_version
+SELECT coalesce(max(version), 0) FROM events WHERE stream_id = :stream_id;
+
+-- name: last_position
+SELECT coalesce(max(position), 0) FROM events;
+
+-- name: load_snapshot
+SELECT version, state FROM snapshots WHERE stream_id = :stream_id;
+
+-- name: claim_work
+-- Inside the write transaction (one writer: no two claimers see the same row).
+UPDATE work_items
+SET leased_by = :worker_id, lease_expires_at = :lease_until, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM work_items
+    WHERE queue IN (SELECT value FROM json_each(:queues))
+      AND completed_at IS NULL
+      AND run_at <= :now
+      AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
+    ORDER BY run_at, id
+    LIMIT :limit
+)
+RETURNING id, queue, stream_id, kind, payload, run_at, attempts, lease_expires_at;
+
+-- name: renew_work
+UPDATE work_items
+SET lease_expires_at = :lease_until
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND leased_by = :worker_id
+  AND lease_expires_at > :now
+  AND completed_at IS NULL
+RETURNING id;
+
+-- name: release_work
+UPDATE work_items
+SET leased_by = NULL, lease_expires_at = NULL
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND leased_by = :worker_id
+  AND completed_at IS NULL;

@@ -1,0 +1,1 @@
+"""Alembic migrations of the event store schema (see :mod:`orchestrator.store.migrate`)."""

@@ -1,0 +1,1 @@
+"""Alembic revisions; each runs the statements of its ``<revision>.<dialect>.sql`` files."""

@@ -1,0 +1,119 @@
+"""The values the event store takes and gives: events, snapshots and work items.
+
+All are frozen dataclasses holding JSON-ready ``dict`` payloads. The store never copies those
+dictionaries: treat them as read-only once handed over (the engine's fold and decide are pure, so
+they never mutate what they read).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append. ``id`` is chosen by the caller and makes the append idempotent.
+
+    ``metadata`` holds lineage, never domain data: ``causation_id`` (the event or command that caused
+    this one), ``correlation_id`` (the execution or request it belongs to), ``actor``, ...
+    """
+
+    id: uuid.UUID
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored: its place in its stream (``version``, from 1) and in the store (``position``).
+
+    Positions are dense and increase in commit order, so a reader that has seen position ``p`` has
+    seen every event with a smaller position.
+    """
+
+    stream_id: str
+    version: int
+    position: int
+    id: uuid.UUID
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+    @classmethod
+    def _restore(  # noqa: PLR0917 - positional: called once per event read
+        cls,
+        stream_id: str,
+        version: int,
+        position: int,
+        id: uuid.UUID,
+        type: str,
+        data: dict[str, Any],
+        metadata: dict[str, Any],
+        recorded_at: datetime,
+    ) -> RecordedEvent:
+        """Build a recorded event from trusted storage without the dataclass ``__init__``.
+
+        Replaying long streams is dominated by per-object overhead; filling ``__dict__`` directly is
+        half the cost of the generated frozen ``__init__`` (the ``eventsourcing`` library's mapper
+        restores its domain events the same way). Equality, ``repr`` and immutability are unchanged.
+        """
+        event = object.__new__(cls)
+        object.__setattr__(
+            event,
+            "__dict__",
+            {
+                "stream_id": stream_id,
+                "version": version,
+                "position": position,
+                "id": id,
+                "type": type,
+                "data": data,
+                "metadata": metadata,
+                "recorded_at": recorded_at,
+            },
+        )
+        return event
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The folded ``state`` of a stream as of ``version``; bounds the replay of long streams."""
+
+    stream_id: str
+    version: int
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Work to do (``run_at`` None: now) or a durable timer (``run_at`` in the future).
+
+    ``id`` is deterministic, chosen by the caller (e.g. ``"<execution>/<event version>/task"``):
+    enqueueing an id that exists, even one already completed, is ignored.
+    """
+
+    id: str
+    queue: str
+    stream_id: str
+    kind: str
+    payload: dict[str, Any]
+    run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedWork:
+    """A work item leased to one worker until ``lease_expires_at``; ``attempts`` counts its claims."""
+
+    id: str
+    queue: str
+    stream_id: str
+    kind: str
+    payload: dict[str, Any]
+    run_at: datetime
+    attempts: int
+    lease_expires_at: datetime
