@@ -16,7 +16,7 @@ else:
 
     def __getattr__(name: str) -> Any:
         if name == "run_local":
-            from orchestrator.engine.local import run_local
+            from orchestrator.engine.local import run_local  # noqa: PLC0415 - lazy: keep `import orchestrator` light
 
             return run_local
         raise AttributeError(name)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
+from orchestrator.asl.jsontypes import json_type
 from orchestrator.asl.paths import PathNotFound, check_path
 from orchestrator.asl.problems import Problem, child
 from orchestrator.asl.timestamps import timestamp_key
@@ -333,20 +334,6 @@ _TYPE_NAMES: Final[dict[str, str]] = {
 }
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, Mapping) else type(value).__name__
-
-
 def _is_jsonata_template(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("{%") and value.endswith("%}") and len(value) >= 4
 
@@ -356,14 +343,14 @@ def _check_next(rule: Mapping[str, Any], ptr: str, problems: list[Problem]) -> N
         problems.append(Problem(ptr, "A top-level Choice rule must have the field 'Next'"))
     elif not isinstance(rule["Next"], str) or not rule["Next"]:
         problems.append(
-            Problem(child(ptr, "Next"), f"'Next' must be a non-empty string, got {_json_type(rule['Next'])}")
+            Problem(child(ptr, "Next"), f"'Next' must be a non-empty string, got {json_type(rule['Next'])}")
         )
 
 
 def _check_assign(rule: Mapping[str, Any], ptr: str, problems: list[Problem]) -> None:
     if "Assign" in rule and not isinstance(rule["Assign"], Mapping):
         problems.append(
-            Problem(child(ptr, "Assign"), f"'Assign' must be an object, got {_json_type(rule['Assign'])}")
+            Problem(child(ptr, "Assign"), f"'Assign' must be an object, got {json_type(rule['Assign'])}")
         )
 
 
@@ -379,7 +366,7 @@ def _check_jsonata_rule(rule: Mapping[str, Any], ptr: str, top_level: bool) -> l
             Problem(
                 child(ptr, "Condition"),
                 "'Condition' must be a JSONata expression '{% ... %}' or a boolean, "
-                f"got {_json_type(condition)}",
+                f"got {json_type(condition)}",
             )
         )
     for key in rule:
@@ -417,7 +404,7 @@ def _check_operand(op: str, value: Any, ptr: str, problems: list[Problem]) -> No
             problems.append(Problem(where, f"'{op}' must be a valid JSONPath: {why}"))
         return
     if not ok:
-        shown = repr(value) if isinstance(value, str) else _json_type(value)
+        shown = repr(value) if isinstance(value, str) else json_type(value)
         problems.append(Problem(where, f"'{op}' must be {_TYPE_NAMES[kind]}, got {shown}"))
 
 
@@ -434,7 +421,7 @@ def check_rule(rule: Any, ptr: str, *, top_level: bool) -> list[Problem]:
     Whether ``Next`` names an existing state is left to the definition validator.
     """
     if not isinstance(rule, Mapping):
-        return [Problem(ptr, f"A Choice rule must be an object, got {_json_type(rule)}")]
+        return [Problem(ptr, f"A Choice rule must be an object, got {json_type(rule)}")]
     if "Condition" in rule:
         return _check_jsonata_rule(rule, ptr, top_level)
 
@@ -474,14 +461,12 @@ def check_rule(rule: Any, ptr: str, *, top_level: bool) -> list[Problem]:
             if op == "Not":
                 if not isinstance(value, Mapping):
                     problems.append(
-                        Problem(
-                            child(ptr, op), f"'Not' must be a Choice rule object, got {_json_type(value)}"
-                        )
+                        Problem(child(ptr, op), f"'Not' must be a Choice rule object, got {json_type(value)}")
                     )
                 else:
                     problems.extend(check_rule(value, child(ptr, op), top_level=False))
             elif not isinstance(value, list) or not value:
-                got = "an empty array" if isinstance(value, list) else _json_type(value)
+                got = "an empty array" if isinstance(value, list) else json_type(value)
                 problems.append(
                     Problem(child(ptr, op), f"'{op}' must be a non-empty array of Choice rules, got {got}")
                 )
@@ -502,7 +487,7 @@ def check_rule(rule: Any, ptr: str, *, top_level: bool) -> list[Problem]:
             problems.append(
                 Problem(
                     child(ptr, "Variable"),
-                    f"'Variable' must be a JSONPath string, got {_json_type(variable)}",
+                    f"'Variable' must be a JSONPath string, got {json_type(variable)}",
                 )
             )
         else:

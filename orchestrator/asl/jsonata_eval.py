@@ -23,7 +23,7 @@ from orchestrator.errors import QUERY_EVALUATION_ERROR, StatesError
 NULL = Utils.NULL_VALUE
 
 
-class JsonataFailure(StatesError):  # noqa: N818 - named after AWS's wording, used across the package
+class JsonataFailure(StatesError):
     """An expression failed or returned nothing; ``cause`` is AWS's text without the state prefix."""
 
     def __init__(self, cause: str, error: str = QUERY_EVALUATION_ERROR) -> None:

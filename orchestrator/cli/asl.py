@@ -15,7 +15,14 @@ from typing import Any, Literal
 import click
 
 from orchestrator.asl.validate import validate_text
-from orchestrator.engine.local import Mocks, check_input_size, load_json_file, parse_json, run_local
+from orchestrator.engine.local import (
+    Mocks,
+    check_input_size,
+    load_json_file,
+    parse_json,
+    read_text,
+    run_local,
+)
 from orchestrator.errors import UsageError
 
 
@@ -76,7 +83,7 @@ def run_local_command(
     """
     if input_text is not None and input_file is not None:
         raise UsageError("give either --input or --input-file, not both")
-    text = _read(definition, "definition")
+    text = read_text(definition, "definition")
     document = parse_json(text, f"definition {definition}")
     if not isinstance(document, dict):
         raise UsageError(f"definition {definition}: must be a JSON object, not {type(document).__name__}")
@@ -102,14 +109,3 @@ def run_local_command(
         validate=False,
     )
     click.echo(json.dumps(result, ensure_ascii=False))
-
-
-def _read(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"cannot read {what} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None

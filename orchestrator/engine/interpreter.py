@@ -60,6 +60,7 @@ from orchestrator.asl import paths
 from orchestrator.asl.choice import evaluate_rule
 from orchestrator.asl.dataflow import JsonPathEval, Scope, apply_result_path, dumps
 from orchestrator.asl.jsonata_eval import Evaluator, is_expression
+from orchestrator.asl.jsontypes import json_type
 from orchestrator.asl.timestamps import format_timestamp, parse_timestamp
 from orchestrator.engine.events import OWN_TYPES, HistoryEvent
 from orchestrator.errors import StatesError
@@ -973,7 +974,7 @@ class Execution:
                         errors.QUERY_EVALUATION_ERROR,
                         f"The JSONata expression '{cond}' specified for the field 'Condition' returned "
                         "an unexpected result type. Expected 'boolean' but was "
-                        f"'{_type_name(value)}' for value: {dumps(value)}",
+                        f"'{json_type(value)}' for value: {dumps(value)}",
                     )
                 if value:
                     assigned = ev.template(rule["Assign"], "Assign") if "Assign" in rule else None
@@ -1164,7 +1165,7 @@ class Execution:
                     raise StatesError(
                         errors.QUERY_EVALUATION_ERROR,
                         f"The JSONata expression '{body}' specified for the field 'Items' returned an "
-                        f"unexpected result type. Expected 'array', but was '{_type_name(items)}' for value: "
+                        f"unexpected result type. Expected 'array', but was '{json_type(items)}' for value: "
                         f"{dumps(items)}",
                     )
             else:
@@ -1336,22 +1337,6 @@ def _split_resource(resource: str) -> tuple[str, str]:
 def _resource_details(resource: str) -> dict[str, Any]:
     rtype, res = _split_resource(resource)
     return {"resourceType": rtype, "resource": res}
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "function"
 
 
 def _wait_seconds(value: Any, field_name: str, path: str | None) -> int:

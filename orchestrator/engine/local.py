@@ -202,17 +202,21 @@ def check_input_size(input_value: Any, limit: int = DEFAULT_PAYLOAD_LIMIT) -> No
         )
 
 
-def load_json_file(path: str, what: str) -> Any:
-    """Read a JSON file or raise ``UsageError`` saying which file and where it is broken."""
+def read_text(path: str | Path, what: str) -> str:
+    """Read a UTF-8 text file or raise ``UsageError`` saying which file and why not."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"cannot read {what} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
-    return parse_json(text, f"{what} {path}")
+
+
+def load_json_file(path: str, what: str) -> Any:
+    """Read a JSON file or raise ``UsageError`` saying which file and where it is broken."""
+    return parse_json(read_text(path, what), f"{what} {path}")
 
 
 def parse_json(text: str, where: str) -> Any:

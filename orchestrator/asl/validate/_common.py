@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from orchestrator.asl import jsontypes
 from orchestrator.asl.problems import Problem
 
 JSONPATH: Final = "JSONPath"
@@ -36,22 +37,8 @@ class Context:
 
 
 def json_type(value: Any) -> str:
-    """The JSON type name of a parsed value, as messages show it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
+    """The JSON type name of a parsed value as validation messages show it (``integer`` apart)."""
+    return jsontypes.json_type(value, integers=True)
 
 
 def shown(value: Any, limit: int = 60) -> str:
