@@ -52,9 +52,8 @@ def main() -> None:
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
         upgrade(url)
         pg = measure(url)
-        print(
-            f"postgresql  {pg:9,.0f} durable transitions/s   target >= 5,000  {'PASS' if pg >= 5000 else 'MISS'}"
-        )
+        verdict = "PASS" if pg >= 5000 else "MISS"
+        print(f"postgresql  {pg:9,.0f} durable transitions/s   target >= 5,000  {verdict}")
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
