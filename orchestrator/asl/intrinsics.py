@@ -46,6 +46,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, NoReturn
 
+from orchestrator.asl.jsontypes import json_type
 from orchestrator.asl.paths import check_path
 from orchestrator.errors import INTRINSIC_FAILURE, StatesError
 
@@ -264,19 +265,11 @@ def is_intrinsic(text: str) -> bool:
 
 # ------------------------------------------------------------------------------- value helpers
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    """``a number``, ``an array``, ``null``...: a value's JSON type for messages."""
+    name = json_type(value)
+    if name == "null" or not name.isalpha() or not name.islower():
+        return name
+    return ("an " if name[0] in "aeiou" else "a ") + name
 
 
 def _canonical(value: Any) -> Any:
