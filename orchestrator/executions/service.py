@@ -8,7 +8,6 @@ again, and a fact that no longer applies (a task answered twice) changes nothing
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import OrderedDict
@@ -380,7 +379,7 @@ class Executions:
         self.store.append(
             codec.links_stream(execution),
             self.store.stream_version(codec.links_stream(execution)),
-            [NewEvent(_uuid(), "ExecutionResetTo", {"execution": new_id, "event": to_event, "by": by})],
+            [NewEvent(uuid.uuid4(), "ExecutionResetTo", {"execution": new_id, "event": to_event, "by": by})],
         )
         self._remember(loaded)
         return loaded
@@ -557,14 +556,5 @@ def _new_name() -> str:
     return str(uuid.uuid4())
 
 
-def _uuid() -> uuid.UUID:
-    return uuid.uuid4()
-
-
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def dumps_output(value: Any) -> str:
-    """JSON for CLI output."""
-    return json.dumps(value, ensure_ascii=False)
