@@ -8,21 +8,23 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from orchestrator.config import Config
 from orchestrator.engine.events import HistoryEvent
 from orchestrator.engine.local import load_json_file, parse_json
 from orchestrator.errors import UsageError
-from orchestrator.executions.service import Executions, Loaded
-from orchestrator.registry.service import Registry, diff
+from orchestrator.executions.service import Loaded
+from orchestrator.registry.service import diff
+from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.store import EventStore, StoreError
 
 DEFAULT_URL = "sqlite:///orchestrator.db"
+CONFIG_KEY = "orchestrator.config"
 
 database_option = click.option(
     "--database-url",
@@ -33,29 +35,27 @@ database_option = click.option(
 )
 
 
-@dataclass
-class Services:
-    """The store and what sits on it, for one command."""
-
-    store: EventStore
-    registry: Registry
-    executions: Executions
-
-
 @contextmanager
-def services(url: str) -> Iterator[Services]:
-    """Open the store at ``url``; store errors become clear messages (exit 2)."""
+def services(url: str) -> Iterator[Runtime]:
+    """Open the store at ``url`` and wire the runtime; store errors become clear messages (exit 2)."""
+    config = load_config()
     try:
         store = EventStore.from_url(url)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     try:
-        registry = Registry(store)
-        yield Services(store, registry, Executions(store, registry))
+        yield build_runtime(store, config)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     finally:
         store.close()
+
+
+def load_config() -> Config:
+    """The configuration named by the group's ``--config`` (or the environment, or ./orchestrator.toml)."""
+    context = click.get_current_context(silent=True)
+    path = context.find_root().meta.get(CONFIG_KEY) if context is not None else None
+    return Config.load(path)
 
 
 def _actor() -> str:
@@ -223,7 +223,7 @@ def _result(loaded: Loaded, *, created: bool | None = None) -> dict[str, Any]:
     return out
 
 
-def _wait(s: Services, loaded: Loaded) -> Loaded:
+def _wait(s: Runtime, loaded: Loaded) -> Loaded:
     show = sys.stderr.isatty()
 
     def progress(current: Loaded) -> None:

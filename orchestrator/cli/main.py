@@ -9,15 +9,26 @@ import click
 from orchestrator.cli.asl import run_local_command, validate_command
 from orchestrator.cli.db import db
 from orchestrator.cli.durable import COMMANDS as DURABLE_COMMANDS
+from orchestrator.cli.durable import CONFIG_KEY
+from orchestrator.cli.serve import serve_command
 from orchestrator.errors import UsageError
 from orchestrator.logs import configure_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default="warning", show_default=True, help="Log level for messages on stderr.")
-def cli(log_level: str) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="ORCHESTRATOR_CONFIG",
+    help="Configuration file (env ORCHESTRATOR_CONFIG; default ./orchestrator.toml when present).",
+)
+@click.pass_context
+def cli(context: click.Context, log_level: str, config_path: str | None) -> None:
     """Event-sourced workflow orchestrator speaking Amazon States Language."""
     configure_logging(log_level)
+    context.meta[CONFIG_KEY] = config_path
 
 
 cli.add_command(validate_command)
@@ -25,6 +36,7 @@ cli.add_command(run_local_command)
 cli.add_command(db)
 for _command in DURABLE_COMMANDS:
     cli.add_command(_command)
+cli.add_command(serve_command)
 
 
 def main() -> None:

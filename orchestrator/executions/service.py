@@ -19,10 +19,11 @@ from typing import Any
 import structlog
 
 from orchestrator.engine.events import HistoryEvent
-from orchestrator.engine.interpreter import Execution, ExecutionInfo, Limits, TaskRequest
+from orchestrator.engine.interpreter import Execution, ExecutionInfo, Limits
 from orchestrator.engine.replay import HistoryDiverged, replay
 from orchestrator.errors import UsageError
 from orchestrator.executions import codec
+from orchestrator.executions.tasks import PENDING, TaskContext, TaskError, TaskExecutor, identity_of
 from orchestrator.registry.model import Version
 from orchestrator.registry.service import Registry
 from orchestrator.store import ClaimedWork, ConcurrencyError, EventStore, NewEvent
@@ -44,18 +45,6 @@ class UnknownExecution(UsageError):
 
 class ExecutionConflict(UsageError):
     """An execution with that name exists with another input (Step Functions' rule)."""
-
-
-class TaskError(Exception):
-    """A task executor's failure, with its ASL error name."""
-
-    def __init__(self, error: str, cause: str = "") -> None:
-        super().__init__(f"{error}: {cause}")
-        self.error = error
-        self.cause = cause
-
-
-TaskExecutor = Callable[[TaskRequest, "Loaded"], Any]
 
 
 @dataclass
@@ -280,13 +269,26 @@ class Executions:
                 ),
             )
         else:
+            context = self.task_context(loaded, task_id)
             try:
-                outcome = ("succeeded", executor(task, loaded))
+                outcome = ("succeeded", executor(context))
             except TaskError as exc:
                 outcome = ("failed", (exc.error, exc.cause))
             except Exception as exc:  # an executor bug fails the task, not the worker
                 log.exception("task.executor_crashed", execution=execution, state=task.state_name)
                 outcome = ("failed", ("States.TaskFailed", f"{type(exc).__name__}: {exc}"))
+            if outcome[0] == "succeeded" and outcome[1] is PENDING:
+                # an outside fact answers the task later: only let go of the work item
+                if complete:
+                    current = self.load(execution)
+                    self.store.append(
+                        codec.stream_of(execution),
+                        current.version,
+                        [],
+                        complete=complete,
+                        worker_id=worker_id,
+                    )
+                return self.load(execution)
 
         def fact(lo: Loaded) -> None:
             if task_id not in lo.machine.tasks:
@@ -298,6 +300,54 @@ class Executions:
                 lo.machine.task_failed(task_id, error, cause, self.clock())
 
         return self._apply(execution, fact, complete=complete, worker_id=worker_id)
+
+    def task_context(self, loaded: Loaded, task_id: str) -> TaskContext:
+        """The context an executor gets for the pending task ``task_id`` of ``loaded``."""
+        task = loaded.machine.tasks[task_id]
+        execution = loaded.id
+
+        def record(kind: str, details: dict[str, Any]) -> int:
+            ids: list[int] = []
+
+            def fact(lo: Loaded) -> None:
+                ids.append(lo.machine.record(kind, details, task.scope, self.clock()))
+
+            self._apply(execution, fact)
+            return ids[0]
+
+        return TaskContext(
+            execution=execution,
+            task=task,
+            state_machine=str(loaded.meta.get("state_machine", "")),
+            version=int(loaded.meta.get("version", 0)),
+            identity=identity_of(loaded.meta, loaded.history),
+            meta=loaded.meta,
+            history=tuple(loaded.history),
+            record=record,
+        )
+
+    def send_task_success(self, execution: str, token: str, output: Any) -> Loaded:
+        """Answer the pending task whose token is ``token`` with ``output`` (``SendTaskSuccess``)."""
+        return self._answer(
+            execution, token, lambda lo: lo.machine.task_succeeded(token, output, self.clock())
+        )
+
+    def send_task_failure(self, execution: str, token: str, error: str, cause: str = "") -> Loaded:
+        """Fail the pending task whose token is ``token`` (``SendTaskFailure``)."""
+        return self._answer(
+            execution, token, lambda lo: lo.machine.task_failed(token, error, cause, self.clock())
+        )
+
+    def _answer(self, execution: str, token: str, answer: Callable[[Loaded], None]) -> Loaded:
+        def fact(lo: Loaded) -> None:
+            if lo.status != "RUNNING" or token not in lo.machine.tasks:
+                raise UsageError(f"execution {execution!r} has no pending task with token {token!r}")
+            task = lo.machine.tasks[token]
+            if not task.started:
+                lo.machine.task_started(token, self.clock())
+            answer(lo)
+
+        return self._apply(execution, fact)
 
     def process(self, work: ClaimedWork, worker_id: str) -> None:
         """Do one claimed work item and complete it in the same transaction as its events."""

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.engine.interpreter import TaskRequest
 from orchestrator.errors import UsageError
-from orchestrator.executions.service import ExecutionConflict, Executions, Loaded, TaskError, UnknownExecution
+from orchestrator.executions.service import ExecutionConflict, Executions, UnknownExecution
+from orchestrator.executions.tasks import TaskContext, TaskError
 from orchestrator.registry.service import Registry
 from orchestrator.store import EventStore
 
@@ -37,8 +37,8 @@ class Lambda:
         self.answers = list(answers)
         self.calls: list[Any] = []
 
-    def __call__(self, task: TaskRequest, loaded: Loaded) -> Any:
-        self.calls.append(task.parameters)
+    def __call__(self, context: TaskContext) -> Any:
+        self.calls.append(context.task.parameters)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -155,3 +155,31 @@ def test_reset_of_a_failed_execution_then_succeeds(env: tuple[EventStore, Regist
     assert lineage["version"]["number"] == 1 and lineage["version"]["sha256"]
     with pytest.raises(UsageError, match="between 1 and"):
         ex.reset(old.id, 999)
+
+
+def test_pending_task_is_answered_from_outside(env: tuple[EventStore, Registry]) -> None:
+    from orchestrator.executions.tasks import PENDING
+
+    seen: list[TaskContext] = []
+
+    def gate(context: TaskContext) -> Any:
+        seen.append(context)
+        context.record("ApprovalRequested", {"revision": "D1"})
+        return PENDING
+
+    store, registry = env
+    ex = Executions(store, registry, executors={"arn": gate})
+    loaded, _ = ex.start("m", {"x": 1}, name="gated", started_by="ada")
+    waiting = ex.run_until_settled(loaded.id, timeout=1)
+    assert waiting.status == "RUNNING"
+    assert len(seen) == 1 and seen[0].identity == "ada"
+    token = seen[0].task.id
+    assert [t.id for t in waiting.machine.pending_tasks()] == [token]
+    assert "ApprovalRequested" in [e.type for e in waiting.history]
+    with pytest.raises(Exception, match="no pending task"):
+        ex.send_task_success(loaded.id, "nope", {})
+    ex.send_task_success(loaded.id, token, {"ok": True, "by": "bob"})
+    done = ex.run_until_settled(loaded.id, timeout=30)
+    assert done.status == "SUCCEEDED"
+    assert done.machine.output["work"] == {"ok": True, "by": "bob"}
+    assert len(seen) == 1  # the gate ran once; the answer came from outside

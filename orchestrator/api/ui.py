@@ -1,0 +1,7 @@
+"""The ui routes of the app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""AWS: IAM role mapping, STS role sessions under the approver's identity, Secrets Manager."""
