@@ -80,6 +80,10 @@ class TaskContext:
     meta: Mapping[str, Any] = field(default_factory=dict)
     """The execution's start facts: ``started_by``, ``trigger`` (e.g. the Phabricator revision)..."""
     history: tuple[HistoryEvent, ...] = ()
+    role_environment: dict[str, str] | None = None
+    """The AWS role session this task runs under, as environment variables (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``), set by the aws
+    integration before the executor runs; None when no role is mapped. Secret: never log or record."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     heartbeat: Callable[[Mapping[str, Any] | None], None] = _no_heartbeat
     """Report progress: keeps the worker's lease and pushes the ``HeartbeatSeconds`` deadline.
