@@ -53,12 +53,15 @@ class Runtime:
 
 def build_runtime(store: EventStore, config: Config | None = None, *, integrations: bool = True) -> Runtime:
     """Wire a runtime over an open ``store``; ``integrations=False`` leaves executors empty."""
-    registry = Registry(store)
-    runtime = Runtime(config or Config(), store, registry, Executions(store, registry, executors={}))
-    if integrations:
-        from orchestrator.integrations import install_all  # noqa: PLC0415 - integrations import the runtime
+    config = config or Config()
+    if not integrations:
+        registry = Registry(store)
+        return Runtime(config, store, registry, Executions(store, registry, executors={}))
+    from orchestrator.integrations import definition_checks, install_all  # noqa: PLC0415 - they import us
 
-        install_all(runtime)
+    registry = Registry(store, definition_checks(config))
+    runtime = Runtime(config, store, registry, Executions(store, registry, executors={}))
+    install_all(runtime)
     return runtime
 
 

@@ -49,10 +49,21 @@ def validate_command(files: tuple[Path, ...], machine_type: Literal["STANDARD", 
         problems = validate_text(text, machine_type=machine_type)
         for problem in problems:
             click.echo(problem.render(str(path)))
-        bad += bool(problems)
+        refused = [] if problems else _integration_problems(path.stem, json.loads(text))
+        for line in refused:
+            click.echo(f"{path}:{line}")
+        bad += bool(problems or refused)
     if bad:
         sys.exit(1)
     click.echo(f"valid: {len(files)} definition{'s' if len(files) != 1 else ''}")
+
+
+def _integration_problems(name: str, definition: Any) -> list[str]:
+    """What the configured integrations refuse in a valid definition (unknown resources, roles)."""
+    from orchestrator.cli.durable import load_config  # noqa: PLC0415 - the configuration only matters here
+    from orchestrator.integrations import definition_checks  # noqa: PLC0415
+
+    return [problem for check in definition_checks(load_config()) for problem in check(name, definition)]
 
 
 @click.command("run-local")

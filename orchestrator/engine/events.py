@@ -87,7 +87,9 @@ STEP_FUNCTIONS_TYPES: frozenset[str] = frozenset(
     }
 )
 
-# Our own events, named in the same style.
+# Our own events, named in the same style. ``ExternalRunStarted``: a task's run in another system
+# (details: ``system`` "airflow" | "reflow", ``runId``, ``url`` when the system has a UI, and the
+# system's own identifiers such as ``dagId``), for the history and the lineage.
 OWN_TYPES: frozenset[str] = frozenset(
     {
         "ApprovalRequested",
@@ -96,6 +98,7 @@ OWN_TYPES: frozenset[str] = frozenset(
         "RoleAssumed",
         "ExecutionReset",
         "TaskHeartbeat",
+        "ExternalRunStarted",
     }
 )
 

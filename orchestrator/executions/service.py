@@ -8,6 +8,7 @@ again, and a fact that no longer applies (a task answered twice) changes nothing
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -245,7 +246,13 @@ class Executions:
         )
 
     def run_task(
-        self, execution: str, task_id: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None
+        self,
+        execution: str,
+        task_id: str,
+        *,
+        complete: tuple[str, ...] = (),
+        worker_id: str | None = None,
+        cancelled: threading.Event | None = None,
     ) -> Loaded:
         """Run one task attempt with its executor and record the outcome."""
         loaded = self.load(execution)
@@ -270,6 +277,8 @@ class Executions:
             )
         else:
             context = self.task_context(loaded, task_id)
+            if cancelled is not None:
+                context.cancelled = cancelled
             try:
                 outcome = ("succeeded", executor(context))
             except TaskError as exc:
@@ -349,11 +358,21 @@ class Executions:
 
         return self._apply(execution, fact)
 
-    def process(self, work: ClaimedWork, worker_id: str) -> None:
-        """Do one claimed work item and complete it in the same transaction as its events."""
+    def process(self, work: ClaimedWork, worker_id: str, cancelled: threading.Event | None = None) -> None:
+        """Do one claimed work item and complete it in the same transaction as its events.
+
+        ``cancelled`` is handed to a task's executor (:attr:`TaskContext.cancelled`); the worker sets
+        it when the task must stop.
+        """
         execution = str(work.payload["execution"])
         if work.kind == "task":
-            self.run_task(execution, str(work.payload["task"]), complete=(work.id,), worker_id=worker_id)
+            self.run_task(
+                execution,
+                str(work.payload["task"]),
+                complete=(work.id,),
+                worker_id=worker_id,
+                cancelled=cancelled,
+            )
         else:
             self.fire_timers(execution, complete=(work.id,), worker_id=worker_id)
 

@@ -6,7 +6,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,9 @@ from orchestrator.errors import UsageError
 from orchestrator.registry import model
 from orchestrator.registry.model import Route, StateMachine, Version
 from orchestrator.store import ConcurrencyError, EventStore, NewEvent
+
+DefinitionCheck = Callable[[str, Any], list[str]]
+"""Problems (``/States/Build/Resource: ...``) an integration finds in a valid definition named ``name``."""
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _NAMESPACE = uuid.UUID("6f0d3c1e-7a55-4c8e-9a57-3b7e2f1f2a10")
@@ -35,8 +38,11 @@ class Resolved:
 class Registry:
     """State machines, their versions and aliases."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, checks: Sequence[DefinitionCheck] = ()) -> None:
+        """``checks``: the integrations' checks of a valid definition (resources that exist, roles it
+        may use); their problems refuse the publish."""
         self.store = store
+        self.checks = tuple(checks)
 
     def get(self, name: str) -> StateMachine:
         """The folded state machine; ``UnknownStateMachine`` if it has no stream."""
@@ -78,6 +84,10 @@ class Registry:
         if problems:
             lines = "\n".join(f"  {p.pointer or '/'}: {p.message}" for p in problems)
             raise UsageError(f"the definition is invalid, nothing was published:\n{lines}")
+        refused = [problem for check in self.checks for problem in check(name, definition)]
+        if refused:
+            lines = "\n".join(f"  {problem}" for problem in refused)
+            raise UsageError(f"the definition is refused, nothing was published:\n{lines}")
         digest = model.sha256(definition)
         for _ in range(5):
             try:
