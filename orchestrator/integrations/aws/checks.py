@@ -32,7 +32,10 @@ def role_problems(role_map: RoleMap, name: str, definition: Any) -> list[str]:
             if refusal is not None:
                 problems.append(f"{where}: {refusal}")
             continue
-        rule = role_map.mapped(name, state_name, str(state.get("Resource", "")))
+        resource = str(state.get("Resource", ""))
+        if resource.startswith("phabricator:"):
+            continue  # an approval gate runs nothing, under no role
+        rule = role_map.mapped(name, state_name, resource)
         if rule is not None:
             refusal = role_map.refusal(name, rule.role_arn)
             if refusal is not None:
