@@ -1,7 +1,139 @@
-"""The hooks routes of the app."""
+"""Webhook endpoints: what Phabricator/Phorge calls.
+
+``POST /hooks/phabricator`` takes Herald webhook deliveries. The body is read raw, up to
+``[phabricator] max_body_bytes`` (413 beyond), its ``X-Phabricator-Webhook-Signature`` checked
+against the configured HMAC key in constant time (401 when missing or wrong; 503 when no key is
+configured, so Phorge keeps the delivery and retries), then parsed (400 saying where it is wrong).
+A valid delivery is appended to the durable inbox before the 200 answer; a repeat of a stored
+delivery is answered 200 too (``"duplicate"``), a test call is recorded and nothing else. If the
+store fails the answer is 503 and Phorge sends the same body again later.
+
+``POST /hooks/harbormaster?target=${target.phid}&revision=${buildable.revision}&diff=...&build=...``
+takes a Harbormaster "Make HTTP Request" build step. It carries no signature, so its parameters are
+only stored here; processing checks through Conduit that the build target exists before starting
+anything, and reports the result to that target.
+
+The endpoints are ``async`` to read the raw body as a stream; the store calls run in the thread pool.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+import time
+from typing import Any
 
-router = APIRouter()
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator.api.app import runtime_of
+from orchestrator.integrations.phabricator import inbox, webhook
+from orchestrator.integrations.phabricator.settings import Settings
+from orchestrator.store import StoreError
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/hooks", tags=["hooks"])
+
+_TARGET = re.compile(r"^PHID-HMBT-[A-Za-z0-9]{1,64}$")
+_NUMBER = re.compile(r"^[0-9]{1,12}$")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _settings(request: Request) -> Settings:
+    settings = getattr(request.app.state, "phabricator_settings", None)
+    if settings is None:
+        settings = Settings.from_config(runtime_of(request).config)
+        request.app.state.phabricator_settings = settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not _NUMBER.match(declared):
+            raise ValueError(f"Content-Length is not a number: {declared!r}")
+        if int(declared) > limit:
+            raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+@router.post("/phabricator")
+async def phabricator_webhook(request: Request) -> JSONResponse:
+    """Verify and store one Herald webhook delivery."""
+    settings = _settings(request)
+    if not settings.hmac_key:
+        log.warning("phabricator.webhook_unconfigured")
+        return _problem(503, "no webhook HMAC key is configured (ORCHESTRATOR_PHABRICATOR_HMAC_KEY)")
+    try:
+        body = await _body(request, settings.max_body_bytes)
+    except _TooLarge:
+        return _problem(413, f"body larger than {settings.max_body_bytes} bytes")
+    except ValueError as exc:
+        return _problem(400, str(exc))
+    try:
+        webhook.verify(settings.hmac_key, body, request.headers.get(webhook.SIGNATURE_HEADER))
+    except webhook.BadSignature as exc:
+        log.warning("phabricator.webhook_refused", reason=str(exc))
+        return _problem(401, str(exc))
+    try:
+        delivery = webhook.parse(body)
+    except webhook.MalformedDelivery as exc:
+        return _problem(400, f"not a Herald webhook body: {exc}")
+    try:
+        outcome = await run_in_threadpool(
+            inbox.accept, runtime_of(request).store, delivery, received_at=time.time()
+        )
+    except StoreError as exc:
+        log.error("phabricator.inbox_unavailable", error=str(exc))
+        return _problem(503, "the inbox is unavailable; send again later")
+    return JSONResponse({"status": outcome, "delivery": delivery.key})
+
+
+@router.post("/harbormaster")
+async def harbormaster_build_step(request: Request) -> JSONResponse:
+    """Store one Harbormaster "Make HTTP Request" call."""
+    settings = _settings(request)
+    try:
+        await _body(request, settings.max_body_bytes)
+    except _TooLarge:
+        return _problem(413, f"body larger than {settings.max_body_bytes} bytes")
+    except ValueError as exc:
+        return _problem(400, str(exc))
+    query = request.query_params
+    target = query.get("target", "")
+    if not _TARGET.match(target):
+        return _problem(
+            400, f"query parameter 'target' must be a build target PHID (PHID-HMBT-...), got {target!r}"
+        )
+    call: dict[str, Any] = {"target": target}
+    for name in ("revision", "diff", "build"):
+        value = query.get(name)
+        if value is None or value == "":
+            call[name] = None
+        elif _NUMBER.match(value.removeprefix("D")):
+            call[name] = int(value.removeprefix("D"))
+        else:
+            return _problem(400, f"query parameter {name!r} must be a number, got {value!r}")
+    try:
+        outcome = await run_in_threadpool(
+            inbox.accept_harbormaster, runtime_of(request).store, call, received_at=time.time()
+        )
+    except StoreError as exc:
+        log.error("phabricator.inbox_unavailable", error=str(exc))
+        return _problem(503, "the inbox is unavailable; send again later")
+    return JSONResponse({"status": outcome, "target": target})
