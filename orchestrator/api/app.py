@@ -1,27 +1,38 @@
 """The ASGI app: routers of the webhook endpoints (``hooks``), the JSON API (``rest``) and the UI (``ui``).
 
 Endpoints are plain (sync) functions: FastAPI runs them in its thread pool, and the event store is
-thread-safe. The runtime is on ``app.state.runtime``; routers reach it with :func:`runtime_of`.
+thread-safe. The runtime is on ``app.state.runtime``; routers reach it with :func:`runtime_of`. The API
+tokens (:mod:`orchestrator.api.tokens`) are on ``app.state.tokens``; the UI's CSS, JavaScript and icons
+are served from the package under ``/static``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from orchestrator.runtime import Runtime
+
+STATIC = Path(__file__).with_name("static")
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     """The app over ``runtime``."""
-    from orchestrator.api import hooks, rest, ui  # noqa: PLC0415 - routers import this module
+    from orchestrator.api import errors, hooks, rest, ui  # noqa: PLC0415 - routers import this module
+    from orchestrator.api.tokens import Tokens  # noqa: PLC0415 - beside the routers
 
     app = FastAPI(
         title="orchestrator", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json"
     )
     app.state.runtime = runtime
+    app.state.tokens = Tokens(runtime.store)
+    errors.install(app)
     app.include_router(hooks.router)
     app.include_router(rest.router)
     app.include_router(ui.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

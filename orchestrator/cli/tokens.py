@@ -1,0 +1,74 @@
+"""``orchestrator tokens``: create, list and revoke the API tokens of ``orchestrator serve``.
+
+``create`` prints the token once (on stdout, alone, so ``$(orchestrator tokens create ...)`` captures
+it); only its SHA-256 is stored. ``list`` never shows secrets. Every change is an event recording who
+made it (``ORCHESTRATOR_ACTOR`` or ``USER``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from orchestrator.api.tokens import ROLES, Tokens
+from orchestrator.cli.durable import database_option, services
+
+
+def _actor() -> str:
+    return os.environ.get("ORCHESTRATOR_ACTOR") or os.environ.get("USER") or "unknown"
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """API tokens for the HTTP API and the web UI (viewer, operator, admin)."""
+
+
+@tokens_group.command("create")
+@click.option(
+    "--role", required=True, type=click.Choice(ROLES), help="viewer reads; operator acts; admin publishes."
+)
+@click.option("--owner", required=True, help="Who the token is for: recorded with every action it takes.")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, role, owner, token} as JSON.")
+@database_option
+def create_command(role: str, owner: str, as_json: bool, database_url: str) -> None:
+    """Create a token and print it once; store only its hash."""
+    with services(database_url) as runtime:
+        token, info = Tokens(runtime.store).create(role, owner, by=_actor())
+    if as_json:
+        click.echo(json.dumps({"id": info.id, "role": info.role, "owner": info.owner, "token": token}))
+    else:
+        click.echo(token)
+        click.echo(
+            f"token {info.id} for {info.owner} ({info.role}); it is shown only now: keep it secret.", err=True
+        )
+
+
+@tokens_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@database_option
+def list_command(as_json: bool, database_url: str) -> None:
+    """Every token (never its secret), revoked ones included."""
+    with services(database_url) as runtime:
+        infos = Tokens(runtime.store).list()
+    if as_json:
+        click.echo(json.dumps([i.to_json() for i in infos]))
+        return
+    if not infos:
+        click.echo("(none)")
+        return
+    click.echo(f"{'ID':12}  {'ROLE':8}  {'OWNER':20}  {'CREATED':20}  STATUS")
+    for i in infos:
+        status = f"revoked {i.revoked_at} by {i.revoked_by}" if i.revoked_at else "active"
+        click.echo(f"{i.id:12}  {i.role:8}  {i.owner[:20]:20}  {i.created_at:20}  {status}")
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id")
+@database_option
+def revoke_command(token_id: str, database_url: str) -> None:
+    """Revoke the token TOKEN_ID (as `tokens list` shows it): it stops working at once."""
+    with services(database_url) as runtime:
+        info = Tokens(runtime.store).revoke(token_id, by=_actor())
+    click.echo(json.dumps(info.to_json()))
