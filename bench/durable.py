@@ -1,8 +1,13 @@
-"""Durable state transitions per second: 100 executions of a 10-state Pass chain, started and run to the
-end through the event store (each start replays nothing and commits its whole run in one transaction).
+"""Durable executions on PostgreSQL and SQLite: state transitions per second, and loading a long one.
+
+1. Durable state transitions per second: 100 executions of a 10-state Pass chain, started and run to
+   the end through the event store (each start replays nothing and commits its whole run in one
+   transaction). Target (issue "event store"): at least 5,000 per second on PostgreSQL.
+2. Loading a 25,000-event execution (a Map over 6,200 items, then a Task waiting for its answer) in a
+   fresh service, from its latest snapshot versus replaying its whole stream (``snapshot_every=0``).
+   Reported as times and their ratio.
 
 Run by hand: ``.venv/bin/python bench/durable.py`` (PostgreSQL at 127.0.0.1:5432 and a SQLite file).
-Target (issue "event store"): at least 5,000 durable state transitions per second on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -44,6 +49,48 @@ def measure(url: str, executions: int = 100) -> float:
         store.close()
 
 
+LONG = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+            "Next": "Wait",
+        },
+        "Wait": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken", "End": True},
+    },
+}
+
+
+def measure_load(url: str, rounds: int = 5) -> tuple[int, float, float]:
+    """(events, best load time from the snapshot, best load time replaying everything) on ``url``."""
+    store = EventStore.from_url(url, auto_upgrade=True)
+    try:
+        registry = Registry(store)
+        registry.publish("long", LONG)
+        loaded, _ = Executions(store, registry).start("long", list(range(6_200)), name="long")
+        assert loaded.status == "RUNNING" and store.load_snapshot("execution:long:long") is not None
+        times: dict[int, float] = {}
+        for every in (1000, 0):
+            best = float("inf")
+            for _ in range(rounds):
+                started = time.perf_counter()
+                fresh = Executions(store, registry, snapshot_every=every).load(loaded.id)
+                best = min(best, time.perf_counter() - started)
+                assert fresh.event_count == loaded.event_count and fresh.machine.pending_tasks()
+            times[every] = best
+        return loaded.event_count, times[1000], times[0]
+    finally:
+        store.close()
+
+
+def report_load(backend: str, events: int, snapshot: float, replay: float) -> None:
+    print(
+        f"{backend:11s} load of a {events:,}-event execution: {snapshot * 1000:7.1f} ms from its snapshot, "
+        f"{replay * 1000:7.1f} ms replaying it all ({replay / snapshot:5.1f}x)"
+    )
+
+
 def main() -> None:
     name = f"orch_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as conn:
@@ -54,12 +101,14 @@ def main() -> None:
         pg = measure(url)
         verdict = "PASS" if pg >= 5000 else "MISS"
         print(f"postgresql  {pg:9,.0f} durable transitions/s   target >= 5,000  {verdict}")
+        report_load("postgresql", *measure_load(url))
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     with tempfile.TemporaryDirectory() as tmp:
         lite = measure(f"sqlite:///{Path(tmp) / 'bench.db'}")
         print(f"sqlite      {lite:9,.0f} durable transitions/s")
+        report_load("sqlite", *measure_load(f"sqlite:///{Path(tmp) / 'long.db'}"))
 
 
 if __name__ == "__main__":

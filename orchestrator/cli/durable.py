@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from orchestrator.config import Config
 from orchestrator.engine.events import HistoryEvent
 from orchestrator.engine.local import load_json_file, parse_json
 from orchestrator.errors import UsageError
-from orchestrator.executions.service import Loaded
+from orchestrator.executions.service import TERMINAL, Loaded
 from orchestrator.registry.service import diff
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.store import EventStore, StoreError
@@ -82,16 +83,25 @@ def _input(input_text: str | None, input_file: Path | None) -> Any:
 @click.option("--name", help="State machine name (default: the file name without .json).")
 @click.option("--alias", help="Point this alias at the published version.")
 @click.option("--description", default="", help="What changed.")
+@click.option("--revision", help="The Phabricator revision (D123) this version was reviewed in.")
 @database_option
 def publish_command(
-    file: Path, name: str | None, alias: str | None, description: str, database_url: str
+    file: Path, name: str | None, alias: str | None, description: str, revision: str | None, database_url: str
 ) -> None:
     """Validate FILE and store it as an immutable, numbered version."""
+    from orchestrator.integrations.phabricator import publish_approval  # noqa: PLC0415
+
     definition = load_json_file(str(file), "definition")
     name = name or file.stem
+    revision, approved_by = publish_approval(load_config(), revision)
     with services(database_url) as s:
         version, created = s.registry.publish(
-            name, definition, description=description, published_by=_actor()
+            name,
+            definition,
+            description=description,
+            published_by=_actor(),
+            revision=revision,
+            approved_by=approved_by,
         )
         out: dict[str, Any] = {
             "name": name,
@@ -99,6 +109,8 @@ def publish_command(
             "sha256": version.sha256,
             "created": created,
         }
+        if version.revision:
+            out["revision"], out["approvedBy"] = version.revision, version.approved_by
         if alias:
             s.registry.set_alias(name, alias, [(version.version, None)], by=_actor())
             out["alias"] = alias
@@ -224,24 +236,40 @@ def _result(loaded: Loaded, *, created: bool | None = None) -> dict[str, Any]:
 
 
 def _wait(s: Runtime, loaded: Loaded) -> Loaded:
+    """Run to the end; on a terminal, one self-updating line on stderr (state, elapsed, events).
+
+    Without a terminal nothing but the final JSON is printed (stdout stays machine-readable).
+    """
     show = sys.stderr.isatty()
+    began = time.monotonic()
 
     def progress(current: Loaded) -> None:
         if show:
-            last = current.history[-1]
-            state = next(
-                (e.details.get("name") for e in reversed(current.history) if "name" in e.details), ""
+            width = shutil.get_terminal_size((100, 20)).columns
+            line = (
+                f"{current.status:9s} {_current_state(current) or '-'}  {time.monotonic() - began:6.1f}s  "
+                f"{len(current.history)} events, last {current.history[-1].type}"
             )
-            click.echo(
-                f"\r{current.status:9s} {state:40.40s} {len(current.history)} events, at {last.type}",
-                err=True,
-                nl=False,
-            )
+            click.echo("\r\033[K" + _cut(line, max(20, width - 1)), err=True, nl=False)
 
     done = s.executions.run_until_settled(loaded.id, on_event=progress)
     if show:
-        click.echo("", err=True)
+        click.echo("\r\033[K", err=True, nl=False)
     return done
+
+
+def _current_state(loaded: Loaded) -> str:
+    """The state the execution is in: the last one entered and not yet exited (top level first)."""
+    inside: dict[str, str] = {}
+    for event in loaded.history:
+        if event.type.endswith("StateEntered"):
+            inside[event.scope] = str(event.details.get("name", ""))
+        elif event.type.endswith("StateExited"):
+            inside.pop(event.scope, None)
+    if not inside:
+        return ""
+    deepest = max(inside, key=len)
+    return inside[deepest] if not inside.get("") or deepest == "" else f"{inside['']} > {inside[deepest]}"
 
 
 @click.command("start")
@@ -367,11 +395,22 @@ def describe_command(execution: str, as_json: bool, database_url: str) -> None:
 @click.argument("execution")
 @click.option("--json", "as_json", is_flag=True, help="Events as get-execution-history shows them.")
 @click.option("--reverse", is_flag=True, help="Newest first.")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep printing new events until the execution ends (JSON: one per line).",
+)
 @database_option
-def history_command(execution: str, as_json: bool, reverse: bool, database_url: str) -> None:
+def history_command(execution: str, as_json: bool, reverse: bool, follow: bool, database_url: str) -> None:
     """The events of EXECUTION."""
+    if follow and reverse:
+        raise UsageError("--follow prints events as they happen: it does not go with --reverse")
     with services(database_url) as s:
         events = s.executions.history(execution)
+        if follow:
+            _follow(s, execution, events, as_json)
+            return
     if reverse:
         events.reverse()
     if as_json:
@@ -379,6 +418,33 @@ def history_command(execution: str, as_json: bool, reverse: bool, database_url: 
         return
     start = min((e.timestamp for e in events), default=0.0)
     _table(["ID", "TYPE", "STATE", "ELAPSED", "DETAIL"], [_history_row(e, start) for e in events])
+
+
+def _follow(s: Runtime, execution: str, events: list[HistoryEvent], as_json: bool) -> None:
+    """Print ``events``, then each new one as it is committed, until the execution ends or Ctrl-C."""
+    headers = ["ID", "TYPE", "STATE", "ELAPSED", "DETAIL"]
+    start = events[0].timestamp if events else 0.0
+    rows = [_history_row(e, start) for e in events]
+    widths = _widths(headers, [*rows, ["00000", "TaskStateEntered", "x" * 16, "00000.000s", ""]])
+    if not as_json:
+        click.echo(_line(headers, widths))
+    seen = 0
+    try:
+        while True:
+            position = s.store.last_position()
+            loaded = s.executions.load(execution)
+            for event in loaded.history[seen:]:
+                if as_json:
+                    _echo_json(event.to_aws())
+                else:
+                    click.echo(_line(_history_row(event, start), widths))
+            seen = len(loaded.history)
+            sys.stdout.flush()
+            if loaded.status in TERMINAL:
+                return
+            s.store.wait_for_events(position, 2.0)
+    except KeyboardInterrupt:
+        return
 
 
 @click.command("lineage")
@@ -428,22 +494,36 @@ def _history_row(event: HistoryEvent, start: float) -> list[str]:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:
-    """Print rows as aligned columns that fit the terminal; the last column is cut to fit."""
+    """Print rows as aligned columns that fit the terminal (``COLUMNS``, else its width, else 120)."""
     if not rows:
         click.echo("(none)")
         return
-    width = shutil.get_terminal_size((120, 20)).columns
-    cols = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    fixed = sum(cols[:-1]) + 2 * (len(cols) - 1)
-    cols[-1] = max(10, min(cols[-1], width - fixed))
-
-    def line(cells: list[str]) -> str:
-        parts = [c.ljust(cols[i]) if i < len(cells) - 1 else _cut(c, cols[i]) for i, c in enumerate(cells)]
-        return "  ".join(parts).rstrip()
-
-    click.echo(line(headers))
+    widths = _widths(headers, rows)
+    click.echo(_line(headers, widths))
     for row in rows:
-        click.echo(line(row))
+        click.echo(_line(row, widths))
+
+
+def _widths(headers: list[str], rows: list[list[str]]) -> list[int]:
+    """Column widths that fit the terminal: the widest column gives way first, never below its header
+    (or 6 characters); cut cells end with an ellipsis."""
+    available = shutil.get_terminal_size((120, 20)).columns - 2 * (len(headers) - 1) - 1
+    cols = [max(len(h), *(len(r[i].replace("\n", " ")) for r in rows)) for i, h in enumerate(headers)]
+    floor = [max(6, min(len(h), 12)) for h in headers]
+    while sum(cols) > available:
+        shrinkable = [i for i, w in enumerate(cols) if w > floor[i]]
+        if not shrinkable:
+            break
+        cols[max(shrinkable, key=lambda i: cols[i])] -= 1
+    return cols
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    last = len(cells) - 1
+    parts = [
+        _cut(c, widths[i]) if i == last else _cut(c, widths[i]).ljust(widths[i]) for i, c in enumerate(cells)
+    ]
+    return "  ".join(parts).rstrip()
 
 
 def _cut(text: str, width: int) -> str:

@@ -3,20 +3,25 @@
 This is the pure, deterministic core that both ``run-local`` and the durable worker drive. It never
 reads a clock, never draws global randomness and never performs I/O: the driver passes the time with
 every call, randomness comes from a seeded ``random.Random`` and a UUID factory, and the outside world
-only enters through a few doors: ``start``, ``task_started``/``task_succeeded``/``task_failed``/
-``task_timed_out``, ``advance_to`` (timers that fell due), ``stop`` and ``record`` (our own events,
-such as approvals). Everything the machine decides comes out as ``HistoryEvent``s given to ``sink``,
-in Step Functions' vocabulary. Each door's first event is the one that reports the outside fact
-(``TaskStarted``, ``ExecutionAborted``...), which is what lets ``replay`` fold a stored history back.
+only enters through a few doors: ``start``, ``task_started``/``task_heartbeat``/``task_succeeded``/
+``task_failed``/``task_timed_out``, ``advance_to`` (timers that fell due), ``stop``, ``redrive`` and
+``record`` (our own events, such as approvals). Everything the machine decides comes out as
+``HistoryEvent``s given to ``sink``, in Step Functions' vocabulary. Each door's first event is the
+one that reports the outside fact (``TaskStarted``, ``TaskHeartbeat``, ``ExecutionAborted``...),
+which is what lets ``replay`` fold a stored history back.
 
 An execution is a tree of *frames*: the top-level thread, each Parallel branch and each Map iteration.
 A frame walks its own States object; a frame blocked on a task or a timer simply waits, the others go
 on. Frames are run depth-first, so a Map over 100,000 Pass items keeps one iteration alive at a time.
 
-Timers are the machine's own: Wait states, retry back-offs and the execution's ``TimeoutSeconds``
-(``next_due`` says when the next one falls due). Task time limits are the driver's: a task's
-``TimeoutSeconds``/``HeartbeatSeconds`` are on its ``TaskRequest`` and the driver reports a breach
-with ``task_timed_out``.
+Timers are the machine's own: Wait states, retry back-offs (jittered from the seeded generator), a
+Task's ``TimeoutSeconds`` (running from ``TaskStarted``) and ``HeartbeatSeconds`` (from ``TaskStarted``
+or the last ``TaskHeartbeat``), and the execution's ``TimeoutSeconds``. ``next_due`` says when the next
+one falls due; ``advance_to`` past a task's deadline records ``TaskTimedOut`` (``States.Timeout`` or
+``States.HeartbeatTimeout``), which Retry and Catch then handle like any task failure. A durable driver
+therefore only has to store ``next_due`` as a timer and call ``advance_to`` when it fires: deadlines
+survive restarts because they are derived from the history. ``task_timed_out`` remains for drivers
+that learn of a timeout from outside (run-local's mocks throwing ``States.Timeout``).
 
 The history follows ``get-execution-history``:
 
@@ -130,6 +135,9 @@ class TaskRequest:
     """A Task state asking the outside world to do something; answered through the execution.
 
     ``id`` is also the task token (``$$.Task.Token``); ``attempt`` counts retries (0 first).
+    ``started_at`` is when ``TaskStarted`` was recorded, ``heartbeat_at`` the last heartbeat (or the
+    start): the ``TimeoutSeconds`` deadline runs from the first, the ``HeartbeatSeconds`` one from the
+    second.
     """
 
     id: str
@@ -142,6 +150,29 @@ class TaskRequest:
     attempt: int
     scope: str
     started: bool = False
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+
+    @property
+    def timeout_due(self) -> float | None:
+        """When the task times out (``States.Timeout``): None until it started or without a limit."""
+        if self.started_at is None or self.timeout_seconds is None:
+            return None
+        return self.started_at + self.timeout_seconds
+
+    @property
+    def heartbeat_due(self) -> float | None:
+        """When the task misses its heartbeat (``States.HeartbeatTimeout``), if it has a deadline."""
+        if self.heartbeat_at is None or self.heartbeat_seconds is None:
+            return None
+        return self.heartbeat_at + self.heartbeat_seconds
+
+
+# What a timer does when it falls due: end a Wait or a retry back-off (``state``), or time a task out
+# (``timeout``: its TimeoutSeconds; ``heartbeat``: its HeartbeatSeconds).
+TimerKind = Literal["state", "timeout", "heartbeat"]
+# A timer: due time, sequence number (ties fire in the order they were set), frame, kind, task token.
+Timer = tuple[float, int, "Frame", TimerKind, str]
 
 
 @dataclass(slots=True, eq=False)
@@ -160,6 +191,10 @@ class Children:
     failures: int = 0
     active: dict[int, Frame] = field(default_factory=dict)
     failed: bool = False
+    succeeded: set[int] = field(default_factory=set)
+    # The branches/iterations that failed or were aborted, kept for a redrive (which re-runs only
+    # these, from the state where each stopped, and the ones that never started).
+    stopped: dict[int, Frame] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -189,6 +224,8 @@ class Frame:
     queued: bool = False
     alive: bool = True
     map_item: tuple[int, Any] | None = None
+    unfinished: Children | None = None  # the branches/iterations of this frame's Parallel/Map that failed
+    redriven: bool = False  # entering its state again for a redrive: a Parallel/Map resumes ``unfinished``
 
 
 @dataclass(slots=True)
@@ -251,7 +288,7 @@ class Execution:
         self.last_event_id = 0
         self.tasks: dict[str, TaskRequest] = {}
         self._task_frames: dict[str, Frame] = {}
-        self._timers: list[tuple[float, int, Frame]] = []
+        self._timers: list[Timer] = []
         self._timer_seq = 0
         self._ready: deque[Frame] = deque()
         self._root: Frame | None = None
@@ -296,10 +333,32 @@ class Execution:
     def task_started(self, task_id: str, now: float) -> None:
         """The outside world picked the task up (``TaskStarted``)."""
         task, frame = self._task(task_id)
+        if task.started:
+            raise ValueError(f"task {task_id!r} has started already")
         self.now = max(self.now, now)
         task.started = True
+        task.started_at = task.heartbeat_at = self.now
         with self._door():
             self._emit(frame, "TaskStarted", _resource_details(task.resource))
+            if task.timeout_seconds is not None:
+                self._set_timer(frame, self.now + task.timeout_seconds, "timeout", task.id)
+            if task.heartbeat_seconds is not None:
+                self._set_timer(frame, self.now + task.heartbeat_seconds, "heartbeat", task.id)
+
+    def task_heartbeat(self, task_id: str, now: float) -> None:
+        """The started task reports progress (``TaskHeartbeat``): its HeartbeatSeconds deadline restarts.
+
+        ``SendTaskHeartbeat`` of Step Functions. It does not move the TimeoutSeconds deadline.
+        """
+        task, frame = self._task(task_id)
+        if not task.started:
+            raise ValueError(f"task {task_id!r} has not started: only a started task heartbeats")
+        self.now = max(self.now, now)
+        task.heartbeat_at = self.now
+        with self._door():
+            self._emit(frame, "TaskHeartbeat", _resource_details(task.resource))
+            if task.heartbeat_seconds is not None:
+                self._set_timer(frame, self.now + task.heartbeat_seconds, "heartbeat", task.id)
 
     def task_succeeded(self, task_id: str, output: Any, now: float) -> None:
         """The task's result (``TaskSucceeded``); the state then completes."""
@@ -345,21 +404,16 @@ class Execution:
         """
         task, frame = self._task(task_id)
         self.now = max(self.now, now)
-        self._forget_task(task_id)
-        error = errors.HEARTBEAT_TIMEOUT if heartbeat else errors.TIMEOUT
-        details = _resource_details(task.resource)
-        details["error"] = error
         with self._door():
-            self._emit(frame, "TaskTimedOut", details)
-            self._state_failed(frame, _FinalError(error, ""), source="task")
+            self._time_out(task, frame, heartbeat=heartbeat)
             self._run()
 
     def next_due(self) -> float | None:
-        """When the next timer (Wait, retry back-off, execution timeout) falls due, if any."""
+        """When the next timer (Wait, retry back-off, task deadline, execution timeout) falls due."""
         if self.status != "RUNNING":
             return None
         timers = self._timers
-        while timers and not timers[0][2].alive:
+        while timers and not self._timer_live(timers[0]):
             heapq.heappop(timers)
         due = timers[0][0] if timers else None
         timeout = self._timeout_at
@@ -377,9 +431,12 @@ class Execution:
             if due == self._timeout_at:
                 self._halt("ExecutionTimedOut", "TIMED_OUT", errors.TIMEOUT, "Execution timed out.")
                 break
-            _, _, frame = heapq.heappop(self._timers)
+            _, _, frame, kind, token = heapq.heappop(self._timers)
             with self._door():
-                self._fire(frame)
+                if kind == "state":
+                    self._fire(frame)
+                else:
+                    self._time_out(self.tasks[token], frame, heartbeat=kind == "heartbeat")
                 self._run()
         self.now = max(self.now, now)
 
@@ -395,7 +452,10 @@ class Execution:
 
         The top-level state that failed or was running when the execution ended is entered again with
         the input it had; the states before it keep their results and are not run again. A Parallel or
-        Map state is re-run as a whole. ``$$.Execution.RedriveCount`` counts the redrives.
+        Map state re-runs only the branches or iterations that did not succeed (each from the state
+        where it stopped, recursively) and those that never started, keeping the results of the
+        others; a distributed-mode Map records ``MapRunRedriven``. ``$$.Execution.RedriveCount`` counts
+        the redrives.
         """
         root = self._root
         if self.status not in ("FAILED", "TIMED_OUT", "ABORTED") or root is None or not root.state_name:
@@ -409,12 +469,18 @@ class Execution:
             timeout = self.definition.get("TimeoutSeconds")
             if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0:
                 self._timeout_at = self.now + timeout
+            _freeze(root)  # stopped or timed out while branches ran: they are unfinished now
             root.alive = True
-            root.children = None
-            root.task = None
-            root.queued = False
-            self._enter(root, root.state_name, root.raw_input)
+            self._redrive(root)
             self._run()
+
+    def _redrive(self, frame: Frame) -> None:
+        """Enter ``frame``'s state again with the input it had; a Parallel/Map resumes its unfinished run."""
+        frame.task = None
+        frame.queued = False
+        frame.children = None
+        frame.redriven = True
+        self._enter(frame, frame.state_name, frame.raw_input)
 
     def record(self, kind: str, details: dict[str, Any], scope: str, now: float) -> int:
         """Record one of our own events (``OWN_TYPES``: approvals, role sessions...) and return its id.
@@ -424,6 +490,8 @@ class Execution:
         """
         if kind not in OWN_TYPES:
             raise ValueError(f"{kind!r} is not one of our own event types; the machine emits the others")
+        if kind == "TaskHeartbeat":
+            raise ValueError("a TaskHeartbeat moves a deadline: report it through task_heartbeat")
         frame = self._find_frame(scope) if self.status == "RUNNING" else None
         if frame is None:
             raise KeyError(f"no running thread {scope!r}")
@@ -504,9 +572,34 @@ class Execution:
             frame.queued = True
             self._ready.append(frame)
 
-    def _set_timer(self, frame: Frame, due: float) -> None:
+    def _set_timer(self, frame: Frame, due: float, kind: TimerKind = "state", token: str = "") -> None:
         self._timer_seq += 1
-        heapq.heappush(self._timers, (due, self._timer_seq, frame))
+        heapq.heappush(self._timers, (due, self._timer_seq, frame, kind, token))
+
+    def _timer_live(self, timer: Timer) -> bool:
+        """Whether a timer still means something; the others are dropped lazily, when they surface.
+
+        A task's deadline dies with the task (answered, withdrawn) and a heartbeat deadline also
+        when a later heartbeat replaced it.
+        """
+        due, _, frame, kind, token = timer
+        if not frame.alive:
+            return False
+        if kind == "state":
+            return True
+        task = frame.task
+        if task is None or task.id != token or token not in self.tasks:
+            return False
+        return due == (task.timeout_due if kind == "timeout" else task.heartbeat_due)
+
+    def _time_out(self, task: TaskRequest, frame: Frame, *, heartbeat: bool) -> None:
+        """The task ran past a deadline (``TaskTimedOut``); Retry and Catch apply."""
+        self._forget_task(task.id)
+        error = errors.HEARTBEAT_TIMEOUT if heartbeat else errors.TIMEOUT
+        details = _resource_details(task.resource)
+        details["error"] = error
+        self._emit(frame, "TaskTimedOut", details)
+        self._state_failed(frame, _FinalError(error, ""), source="task")
 
     def _task(self, task_id: str) -> tuple[TaskRequest, Frame]:
         task = self.tasks.get(task_id)
@@ -569,6 +662,7 @@ class Execution:
                     handler(self, frame)
                 except StatesError as exc:
                     self._state_failed(frame, exc)
+                frame.redriven = False
             elif phase is Phase.CHILDREN:
                 try:
                     self._pump(frame)
@@ -688,6 +782,7 @@ class Execution:
             details["assignedVariables"] = {k: dumps(v) for k, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}
         self._emit(frame, f"{state['Type']}StateExited", details)
+        frame.unfinished = None
         target = next_state if next_state is not None else state.get("Next")
         if target is None:
             self._frame_succeeded(frame, output)
@@ -789,6 +884,7 @@ class Execution:
         _fold(parent, frame)
         children.active.pop(frame.index, None)
         children.results[frame.index] = output
+        children.succeeded.add(frame.index)
         children.finished += 1
         self._wake(parent)
 
@@ -805,6 +901,7 @@ class Execution:
         children = parent.children
         assert children is not None
         children.active.pop(frame.index, None)
+        children.stopped[frame.index] = frame
         children.finished += 1
         if children.is_map:
             self._emit(frame, "MapIterationFailed", {"name": parent.state_name, "index": frame.index})
@@ -825,6 +922,7 @@ class Execution:
         children.failed = True
         self._abort_children(parent)
         parent.children = None
+        parent.unfinished = children
         self._state_failed(parent, exc, source="children")
 
     def _fail_execution(self, frame: Frame | None, error: str | None, cause: str | None) -> None:
@@ -839,6 +937,7 @@ class Execution:
             return
         for child in list(children.active.values()):
             self._abort(child)
+            children.stopped[child.index] = child
             if children.is_map:
                 self._emit(child, "MapIterationAborted", {"name": parent.state_name, "index": child.index})
             _fold(parent, child)
@@ -848,6 +947,7 @@ class Execution:
     def _abort(self, frame: Frame) -> None:
         """Stop a live frame: withdraw its task, abort its children, record ``<Type>StateAborted``."""
         if frame.phase is Phase.CHILDREN:
+            frame.unfinished = frame.children
             self._abort_children(frame)
         if frame.task is not None:
             self.tasks.pop(frame.task.id, None)
@@ -875,22 +975,31 @@ class Execution:
         while children.next_index < total and len(children.active) < limit:
             index = children.next_index
             children.next_index += 1
+            if index in children.succeeded:
+                continue  # a redrive keeps what succeeded
             program = children.programs[0 if children.is_map else index]
-            child = Frame(
-                scope=f"{frame.scope}/{frame.state_name}/{index}"
-                if frame.scope
-                else f"{frame.state_name}/{index}",
-                program=program,
-                query_language=program.get("QueryLanguage", self._ql(frame)),
-                variables=frame.variables.child(),
-                parent=frame,
-                index=index,
-            )
+            child = children.stopped.pop(index, None)
+            if child is None:
+                child = Frame(
+                    scope=f"{frame.scope}/{frame.state_name}/{index}"
+                    if frame.scope
+                    else f"{frame.state_name}/{index}",
+                    program=program,
+                    query_language=program.get("QueryLanguage", self._ql(frame)),
+                    variables=frame.variables.child(),
+                    parent=frame,
+                    index=index,
+                )
+            else:
+                child.alive = True  # redriven: from the state where it stopped
             child.last_event_id = frame.last_event_id
             children.active[index] = child
             if children.is_map:
                 self._emit(child, "MapIterationStarted", {"name": frame.state_name, "index": index})
-            self._enter(child, program.get("StartAt", ""), children.inputs[index])
+            if child.state_name:
+                self._redrive(child)
+            else:
+                self._enter(child, program.get("StartAt", ""), children.inputs[index])
             self._ready.remove(child)
             child.queued = False
             self._step(child)
@@ -1133,7 +1242,39 @@ class Execution:
         self._task_frames[request.id] = frame
         self._emit(frame, "TaskScheduled", details)
 
+    def _resume_children(self, frame: Frame) -> bool:
+        """On a redrive, run the unfinished branches/iterations of the last run again; False if none."""
+        children = frame.unfinished
+        frame.unfinished = None
+        if not frame.redriven or children is None:
+            return False
+        children.next_index = 0
+        children.finished = len(children.succeeded)
+        children.failures = 0
+        children.failed = False
+        children.active = {}
+        if children.is_map:
+            self._emit(frame, "MapStateStarted", {"length": len(children.inputs)})
+            processor = frame.state.get("ItemProcessor") or {}
+            config = processor.get("ProcessorConfig") if isinstance(processor, dict) else None
+            if isinstance(config, dict) and config.get("Mode") == "DISTRIBUTED":
+                self._emit(
+                    frame,
+                    "MapRunRedriven",
+                    {
+                        "mapRunArn": f"arn:aws:states:{self.info.region}:{self.info.account}:mapRun:"
+                        f"{self.info.state_machine_name}/{frame.state_name}:{self.info.name}",
+                        "redriveCount": self.info.redrive_count,
+                    },
+                )
+        else:
+            self._emit(frame, "ParallelStateStarted", {})
+        self._start_children(frame, children)
+        return True
+
     def _parallel(self, frame: Frame) -> None:
+        if self._resume_children(frame):
+            return
         state = frame.state
         if self._ql(frame) == JSONATA:
             ev = self._jsonata(frame)
@@ -1151,6 +1292,8 @@ class Execution:
         self._start_children(frame, children)
 
     def _map(self, frame: Frame) -> None:
+        if self._resume_children(frame):
+            return
         state = frame.state
         processor = state.get("ItemProcessor") or state.get("Iterator") or {}
         jsonata = self._ql(frame) == JSONATA
@@ -1262,6 +1405,20 @@ class Execution:
 def _fold(parent: Frame, child: Frame) -> None:
     """A branch/iteration ended: the parent's next event follows the child's last one."""
     parent.last_event_id = max(parent.last_event_id, child.last_event_id)
+
+
+def _freeze(frame: Frame) -> None:
+    """The execution ended while ``frame`` ran branches/iterations: keep them as unfinished."""
+    children = frame.children
+    if children is None:
+        return
+    for index, child in children.active.items():
+        _freeze(child)
+        child.alive = False
+        children.stopped[index] = child
+    children.active = {}
+    frame.unfinished = children
+    frame.children = None
 
 
 def _threshold_exceeded(children: Children) -> bool:

@@ -8,7 +8,13 @@
 * ``ExecutionStarted`` carries the execution's facts in its metadata: state machine, version, alias,
   name, who started it and why (``trigger``), and where it came from (``reset_from``).
 * Work the machine waits for is a work item beside the events, committed in the same transaction:
-  ``task`` items (run a Task state's attempt) and ``timer`` items (wake the execution at a time).
+  ``task`` items (run a Task state's attempt) and ``timer`` items (wake the execution at a time: a
+  Wait, a retry back-off, a task's TimeoutSeconds or HeartbeatSeconds deadline, the execution's
+  timeout; only the next one, ``Execution.next_due``, is stored). A timer whose deadline moved (a
+  heartbeat) or whose task was answered fires as a no-op. Deadlines therefore live in the database
+  and survive restarts.
+* Every ``Executions.snapshot_every`` events an append also saves a snapshot of the machine (see
+  ``orchestrator.engine.snapshot``), with the execution's start facts and the definition's sha256.
 """
 
 from __future__ import annotations

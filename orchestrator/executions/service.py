@@ -1,9 +1,20 @@
 """Durable executions: start, advance, stop, reset, redrive and inspect them on the event store.
 
-Each operation is one fenced transaction: load the execution (replay its stream), hand the machine one
-outside fact, and append what it decided together with the work it now waits for. A second writer
-that got there first makes the append fail with ``ConcurrencyError``; the caller reloads and tries
-again, and a fact that no longer applies (a task answered twice) changes nothing.
+Each operation is one fenced transaction: load the execution, hand the machine one outside fact, and
+append what it decided together with the work it now waits for. A second writer that got there first
+makes the append fail with ``ConcurrencyError``; the caller reloads and tries again, and a fact that
+no longer applies (a task answered twice, or after its deadline) changes nothing.
+
+Loading restores the latest snapshot and replays only the events after it (a full replay when there
+is none, or when it does not fit the definition); an execution cached in this process only replays
+what other writers appended since. One execution's load-decide-commit runs under a lock, so a
+worker's threads (tasks, their heartbeats, timers) can share this service.
+
+Task deadlines are the machine's timers (stored as timer work items), so the answer to a task is
+applied after letting due timers fire: an answer that comes after ``TimeoutSeconds`` or a missed
+heartbeat is dropped. ``heartbeat`` (and ``TaskContext.heartbeat``) records ``TaskHeartbeat``,
+throttled to one per quarter of ``HeartbeatSeconds``, and raises ``TaskCancelled`` once the task no
+longer runs; ``task_pending`` is what a worker polls to cancel a running task.
 """
 
 from __future__ import annotations
@@ -19,15 +30,24 @@ from typing import Any
 
 import structlog
 
+from orchestrator.engine import snapshot
 from orchestrator.engine.events import HistoryEvent
-from orchestrator.engine.interpreter import Execution, ExecutionInfo, Limits
-from orchestrator.engine.replay import HistoryDiverged, replay
+from orchestrator.engine.interpreter import Execution, ExecutionInfo, Limits, TaskRequest
+from orchestrator.engine.replay import HistoryDiverged, replay, resume
+from orchestrator.engine.snapshot import SnapshotMismatch
 from orchestrator.errors import UsageError
 from orchestrator.executions import codec
-from orchestrator.executions.tasks import PENDING, TaskContext, TaskError, TaskExecutor, identity_of
+from orchestrator.executions.tasks import (
+    PENDING,
+    TaskCancelled,
+    TaskContext,
+    TaskError,
+    TaskExecutor,
+    identity_of,
+)
 from orchestrator.registry.model import Version
 from orchestrator.registry.service import Registry
-from orchestrator.store import ClaimedWork, ConcurrencyError, EventStore, NewEvent
+from orchestrator.store import ClaimedWork, ConcurrencyError, EventStore, NewEvent, RecordedEvent, Snapshot
 
 log = structlog.get_logger(__name__)
 
@@ -48,20 +68,64 @@ class ExecutionConflict(UsageError):
     """An execution with that name exists with another input (Step Functions' rule)."""
 
 
-@dataclass
 class Loaded:
-    """An execution brought up to date from its stream."""
+    """An execution brought up to date from its stream: its machine, its history, its stream version.
 
-    id: str
-    machine: Execution
-    history: list[HistoryEvent]
-    version: int
-    meta: dict[str, Any]
+    When the machine came from a snapshot, the events before it are only read from the store the
+    first time ``history`` is asked for: deciding and committing never need them.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        machine: Execution,
+        history: list[HistoryEvent],
+        version: int,
+        meta: dict[str, Any],
+        *,
+        sha256: str = "",
+        earlier: Callable[[], list[HistoryEvent]] | None = None,
+        earlier_count: int = 0,
+    ) -> None:
+        self.id = id
+        self.machine = machine
+        self.version = version
+        self.meta = meta
+        self.sha256 = sha256  # of the definition version the execution runs
+        self._events = history  # the machine's sink appends here
+        self._earlier = earlier
+        self._offset = earlier_count if earlier is not None else 0
+        self._lock = threading.Lock()
 
     @property
     def status(self) -> str:
         """RUNNING, SUCCEEDED, FAILED, ABORTED or TIMED_OUT."""
         return self.machine.status
+
+    @property
+    def history(self) -> list[HistoryEvent]:
+        """Every event of the execution, in order (read in full on first use after a snapshot)."""
+        with self._lock:
+            if self._earlier is not None:
+                self._events[:0] = self._earlier()  # in place: the machine's sink keeps appending here
+                self._earlier = None
+                self._offset = 0
+            return self._events
+
+    @property
+    def event_count(self) -> int:
+        """How many events the execution has (without reading the ones before a snapshot)."""
+        with self._lock:
+            return self._offset + len(self._events)
+
+    def events_since(self, count: int) -> list[HistoryEvent]:
+        """The events after the first ``count`` (``count`` at least the snapshot's version)."""
+        with self._lock:
+            return self._events[count - self._offset :]
+
+    def _extend(self, events: list[HistoryEvent]) -> None:
+        with self._lock:
+            self._events.extend(events)
 
 
 @dataclass
@@ -74,19 +138,56 @@ class Executions:
     clock: Callable[[], float] = time.time
     limits: Limits = field(default_factory=Limits)
     cache_size: int = 256
+    snapshot_every: int = 1000
+    """Save a snapshot of the machine with the append that crosses every multiple of this many events;
+    loading then replays only the events after the latest one. 0: no snapshots (saved or used)."""
     _cache: OrderedDict[str, Loaded] = field(default_factory=OrderedDict)
+    # Threads (a worker's tasks, their heartbeats, timers) share the cached machines: one execution's
+    # load-decide-commit runs under its lock (striped, so the number of locks stays bounded).
+    _locks: tuple[threading.RLock, ...] = field(
+        default_factory=lambda: tuple(threading.RLock() for _ in range(64))
+    )
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _lock(self, execution: str) -> threading.RLock:
+        return self._locks[hash(execution) % len(self._locks)]
 
     # ------------------------------------------------------------------ loading
     def load(self, execution: str) -> Loaded:
         """Replay the execution's stream (reusing a cached replay when it is still current)."""
+        with self._lock(execution):
+            return self._load(execution)
+
+    def _load(self, execution: str) -> Loaded:
         stream = codec.stream_of(execution)
-        cached = self._cache.get(execution)
+        with self._cache_lock:
+            cached = self._cache.get(execution)
         if cached is not None:
             newer = self.store.read_stream(stream, cached.version + 1)
-            if not newer:
-                self._cache.move_to_end(execution)
+            if not newer or self._caught_up(cached, newer):
+                self._remember(cached)
                 return cached
-        records = self.store.read_stream(stream)
+            self._forget(execution)
+        restored = self._from_snapshot(execution) if self.snapshot_every > 0 else None
+        loaded = restored or self._replayed(execution)
+        self._remember(loaded)
+        return loaded
+
+    def _caught_up(self, cached: Loaded, newer: list[RecordedEvent]) -> bool:
+        """Bring a cached execution up to date with the events another writer appended."""
+        events = codec.from_records(newer)
+        try:
+            resume(cached.machine, events)
+        except HistoryDiverged:
+            log.warning("execution.cache_diverged", execution=cached.id, version=cached.version)
+            return False
+        cached._extend(events)
+        cached.version += len(events)
+        return True
+
+    def _replayed(self, execution: str) -> Loaded:
+        """Replay the whole stream."""
+        records = self.store.read_stream(codec.stream_of(execution))
         if not records:
             raise UnknownExecution(f"unknown execution {execution!r}")
         meta = dict(records[0].metadata)
@@ -94,9 +195,59 @@ class Executions:
         history = codec.from_records(records)
         machine = self._machine(execution, version, meta, history)
         replay(machine, history)
-        loaded = Loaded(execution, machine, history, len(records), meta)
-        self._remember(loaded)
-        return loaded
+        return Loaded(execution, machine, history, len(records), meta, sha256=version.sha256)
+
+    def _from_snapshot(self, execution: str) -> Loaded | None:
+        """The latest snapshot and the events after it; None when there is no usable snapshot.
+
+        A snapshot of another format or another definition, or one the events after it do not
+        follow, is ignored (logged): the caller replays the whole stream instead.
+        """
+        stream = codec.stream_of(execution)
+        saved = self.store.load_snapshot(stream)
+        if saved is None:
+            return None
+        state = saved.state
+        try:
+            meta = dict(state["meta"])
+            version = self._version(meta)
+            if state.get("sha256") != version.sha256:
+                raise SnapshotMismatch("the snapshot was taken with another definition")
+            history: list[HistoryEvent] = []
+            machine = snapshot.restore(
+                dict(version.definition),
+                state["machine"],
+                info=self._info(version, meta),
+                limits=self.limits,
+            )
+            if machine.last_event_id != saved.version:
+                raise SnapshotMismatch(
+                    f"the machine is at event {machine.last_event_id}, not {saved.version}"
+                )
+            tail = codec.from_records(self.store.read_stream(stream, saved.version + 1))
+            resume(machine, tail)
+        except (SnapshotMismatch, HistoryDiverged, KeyError, TypeError, ValueError) as exc:
+            log.warning(
+                "execution.snapshot_ignored", execution=execution, version=saved.version, reason=str(exc)
+            )
+            return None
+        history.extend(tail)
+        machine.sink = history.append
+        store = self.store
+
+        def earlier() -> list[HistoryEvent]:
+            return codec.from_records(store.read_stream(stream, 1, saved.version))
+
+        return Loaded(
+            execution,
+            machine,
+            history,
+            saved.version + len(tail),
+            meta,
+            sha256=version.sha256,
+            earlier=earlier,
+            earlier_count=saved.version,
+        )
 
     def _version(self, meta: Mapping[str, Any]) -> Version:
         version = self.registry.get(meta["state_machine"]).version(int(meta["version"]))
@@ -111,18 +262,27 @@ class Executions:
     ) -> Execution:
         machine = Execution(
             dict(version.definition),
-            info=ExecutionInfo(name=str(meta["name"]), state_machine_name=version.name),
+            info=self._info(version, meta),
             seed=codec.seed_of(execution),
             limits=self.limits,
         )
         machine.sink = history.append
         return machine
 
+    @staticmethod
+    def _info(version: Version, meta: Mapping[str, Any]) -> ExecutionInfo:
+        return ExecutionInfo(name=str(meta["name"]), state_machine_name=version.name)
+
     def _remember(self, loaded: Loaded) -> None:
-        self._cache[loaded.id] = loaded
-        self._cache.move_to_end(loaded.id)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[loaded.id] = loaded
+            self._cache.move_to_end(loaded.id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _forget(self, execution: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(execution, None)
 
     # ------------------------------------------------------------------ committing
     def _commit(
@@ -135,40 +295,57 @@ class Executions:
         worker_id: str | None = None,
         expected: int | None = None,
     ) -> None:
-        new = loaded.history[produced_from:]
+        new = loaded.events_since(produced_from)
         if not new and not complete:
             return
+        base = loaded.version if expected is None else expected
         try:
             self.store.append(
                 codec.stream_of(loaded.id),
-                loaded.version if expected is None else expected,
+                base,
                 codec.to_new_events(loaded.id, new, metadata),
                 enqueue=codec.work_items(loaded.id, loaded.machine),
                 complete=complete,
                 worker_id=worker_id,
+                snapshot=self._snapshot(loaded, base, base + len(new)),
             )
         except Exception:
-            self._cache.pop(loaded.id, None)
+            self._forget(loaded.id)
             raise
-        loaded.version = (loaded.version if expected is None else expected) + len(new)
+        loaded.version = base + len(new)
+
+    def _snapshot(self, loaded: Loaded, before: int, after: int) -> Snapshot | None:
+        """A snapshot to save with an append that takes the stream from ``before`` to ``after`` events:
+        one whenever it crosses a multiple of ``snapshot_every``."""
+        every = self.snapshot_every
+        if every <= 0 or after // every == before // every or not loaded.sha256:
+            return None
+        try:
+            machine = snapshot.dump(loaded.machine)
+        except snapshot.SnapshotMismatch as exc:  # not quiescent: a bug, but the append must not suffer
+            log.warning("execution.snapshot_skipped", execution=loaded.id, reason=str(exc))
+            return None
+        state = {"sha256": loaded.sha256, "meta": loaded.meta, "machine": machine}
+        return Snapshot(codec.stream_of(loaded.id), after, state)
 
     def _apply(self, execution: str, fact: Callable[[Loaded], None], **commit: Any) -> Loaded:
         """Load, apply one fact, commit; on a concurrent append, reload and apply again."""
         for attempt in range(10):
-            loaded = self.load(execution)
-            mark = len(loaded.history)
-            try:
-                fact(loaded)
-            except Exception:
-                self._cache.pop(execution, None)
-                raise
-            try:
-                self._commit(loaded, mark, **commit)
-            except ConcurrencyError:
-                log.info("execution.append_conflict", execution=execution, attempt=attempt)
-                continue
-            self._remember(loaded)
-            return loaded
+            with self._lock(execution):
+                loaded = self._load(execution)
+                mark = loaded.event_count
+                try:
+                    fact(loaded)
+                except Exception:
+                    self._forget(execution)
+                    raise
+                try:
+                    self._commit(loaded, mark, **commit)
+                except ConcurrencyError:
+                    log.info("execution.append_conflict", execution=execution, attempt=attempt)
+                    continue
+                self._remember(loaded)
+                return loaded
         raise UsageError(f"execution {execution!r} is too busy: gave up after 10 concurrent appends")
 
     # ------------------------------------------------------------------ starting
@@ -214,7 +391,7 @@ class Executions:
         history: list[HistoryEvent] = []
         machine = self._machine(execution, version, meta, history)
         machine.start(input_value, self.clock())
-        loaded = Loaded(execution, machine, history, 0, meta)
+        loaded = Loaded(execution, machine, history, 0, meta, sha256=version.sha256)
         try:
             self._commit(loaded, 0, metadata=meta)
         except ConcurrencyError:
@@ -224,15 +401,17 @@ class Executions:
         return loaded, True
 
     # ------------------------------------------------------------------ outside facts
-    def stop(self, execution: str, error: str | None = None, cause: str | None = None) -> Loaded:
-        """Abort a running execution (``ExecutionAborted``)."""
+    def stop(
+        self, execution: str, error: str | None = None, cause: str | None = None, *, by: str = ""
+    ) -> Loaded:
+        """Abort a running execution (``ExecutionAborted``; ``by`` goes in its metadata)."""
 
         def fact(loaded: Loaded) -> None:
             if loaded.status != "RUNNING":
                 raise UsageError(f"execution {execution!r} is {loaded.status}, not RUNNING")
             loaded.machine.stop(error, cause, self.clock())
 
-        return self._apply(execution, fact)
+        return self._apply(execution, fact, metadata={"by": by} if by else None)
 
     def fire_timers(
         self, execution: str, *, complete: tuple[str, ...] = (), worker_id: str | None = None
@@ -258,13 +437,17 @@ class Executions:
         loaded = self.load(execution)
         task = loaded.machine.tasks.get(task_id)
         if task is None or loaded.status != "RUNNING":
-            if complete:
-                self.store.append(
-                    codec.stream_of(execution), loaded.version, [], complete=complete, worker_id=worker_id
-                )
-            return loaded
+            return self._let_go(loaded, complete, worker_id)
         if not task.started:
-            loaded = self._apply(execution, lambda lo: lo.machine.task_started(task_id, self.clock()))
+
+            def start_fact(lo: Loaded) -> None:
+                current = lo.machine.tasks.get(task_id)
+                if lo.status == "RUNNING" and current is not None and not current.started:
+                    lo.machine.task_started(task_id, self.clock())
+
+            loaded = self._apply(execution, start_fact)
+            if loaded.status != "RUNNING" or task_id not in loaded.machine.tasks:
+                return self._let_go(loaded, complete, worker_id)
         executor = self.executors.get(_scheme(task.resource))
         outcome: tuple[str, Any]
         if executor is None:
@@ -300,8 +483,9 @@ class Executions:
                 return self.load(execution)
 
         def fact(lo: Loaded) -> None:
-            if task_id not in lo.machine.tasks:
-                return
+            lo.machine.advance_to(self.clock())  # a deadline that passed meanwhile wins over the answer
+            if lo.status != "RUNNING" or task_id not in lo.machine.tasks:
+                return  # answered late: the task timed out or the execution ended; nothing changes
             if outcome[0] == "succeeded":
                 lo.machine.task_succeeded(task_id, outcome[1], self.clock())
             else:
@@ -309,6 +493,51 @@ class Executions:
                 lo.machine.task_failed(task_id, error, cause, self.clock())
 
         return self._apply(execution, fact, complete=complete, worker_id=worker_id)
+
+    def _let_go(self, loaded: Loaded, complete: tuple[str, ...], worker_id: str | None) -> Loaded:
+        """Complete the claimed work items of a task that needs nothing more (no events)."""
+        if complete:
+            self.store.append(
+                codec.stream_of(loaded.id), loaded.version, [], complete=complete, worker_id=worker_id
+            )
+        return loaded
+
+    def task_pending(self, execution: str, token: str) -> bool:
+        """Whether the task ``token`` still waits for its answer (the worker's cancellation watch).
+
+        False once it was answered, timed out or withdrawn, or the execution stopped or ended.
+        """
+        loaded = self.load(execution)
+        return loaded.status == "RUNNING" and token in loaded.machine.tasks
+
+    def heartbeat(self, execution: str, token: str) -> None:
+        """The task ``token`` reports progress (``SendTaskHeartbeat``): its HeartbeatSeconds restart.
+
+        Throttled: a ``TaskHeartbeat`` is appended only when the last one (or the start) is older than
+        a quarter of ``HeartbeatSeconds``, so a chatty task does not flood the history; without
+        ``HeartbeatSeconds`` nothing is recorded. Raises :class:`TaskCancelled` when the task no
+        longer runs (answered, timed out, the execution stopped or ended).
+        """
+        loaded = self.load(execution)
+        task = loaded.machine.tasks.get(token)
+        if loaded.status != "RUNNING" or task is None:
+            raise TaskCancelled(f"task {token!r} of {execution!r} no longer runs")
+        if not _heartbeat_due(task, self.clock()):
+            return
+        gone: list[bool] = []
+
+        def fact(lo: Loaded) -> None:
+            now = self.clock()
+            lo.machine.advance_to(now)  # a deadline that passed before this heartbeat still fires
+            current = lo.machine.tasks.get(token)
+            if lo.status != "RUNNING" or current is None:
+                gone.append(True)
+            elif _heartbeat_due(current, now):
+                lo.machine.task_heartbeat(token, now)
+
+        self._apply(execution, fact)
+        if gone:
+            raise TaskCancelled(f"task {token!r} of {execution!r} no longer runs")
 
     def task_context(self, loaded: Loaded, task_id: str) -> TaskContext:
         """The context an executor gets for the pending task ``task_id`` of ``loaded``."""
@@ -324,7 +553,7 @@ class Executions:
             self._apply(execution, fact)
             return ids[0]
 
-        return TaskContext(
+        context = TaskContext(
             execution=execution,
             task=task,
             state_machine=str(loaded.meta.get("state_machine", "")),
@@ -334,6 +563,30 @@ class Executions:
             history=tuple(loaded.history),
             record=record,
         )
+
+        def heartbeat(details: Mapping[str, Any] | None = None) -> None:
+            del details  # progress details are the executor's to log; the history keeps the fact
+            try:
+                self.heartbeat(execution, task_id)
+            except TaskCancelled:
+                context.cancelled.set()
+                raise
+
+        context.heartbeat = heartbeat
+        return context
+
+    def record(self, execution: str, kind: str, details: dict[str, Any]) -> int:
+        """Record one of our own events (``OWN_TYPES``) in a running execution, outside any task (an
+        approval revoked after its gate released); its event id. :class:`UsageError` when not running."""
+        ids: list[int] = []
+
+        def fact(lo: Loaded) -> None:
+            if lo.status != "RUNNING":
+                raise UsageError(f"execution {execution!r} is {lo.status}, not RUNNING")
+            ids.append(lo.machine.record(kind, details, "", self.clock()))
+
+        self._apply(execution, fact)
+        return ids[0]
 
     def send_task_success(self, execution: str, token: str, output: Any) -> Loaded:
         """Answer the pending task whose token is ``token`` with ``output`` (``SendTaskSuccess``)."""
@@ -349,6 +602,7 @@ class Executions:
 
     def _answer(self, execution: str, token: str, answer: Callable[[Loaded], None]) -> Loaded:
         def fact(lo: Loaded) -> None:
+            lo.machine.advance_to(self.clock())  # an answer after a deadline fell due is too late
             if lo.status != "RUNNING" or token not in lo.machine.tasks:
                 raise UsageError(f"execution {execution!r} has no pending task with token {token!r}")
             task = lo.machine.tasks[token]
@@ -443,7 +697,7 @@ class Executions:
             "",
             now,
         )
-        loaded = Loaded(new_id, machine, history, 0, meta)
+        loaded = Loaded(new_id, machine, history, 0, meta, sha256=version.sha256)
         self._commit(loaded, 0, metadata=meta)
         self.store.append(
             codec.links_stream(execution),
@@ -467,7 +721,7 @@ class Executions:
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
 
-        return self._apply(execution, fact)
+        return self._apply(execution, fact, metadata={"by": by} if by else None)
 
     # ------------------------------------------------------------------ inspecting
     def describe(self, execution: str) -> dict[str, Any]:
@@ -523,7 +777,15 @@ class Executions:
         version = self._version(loaded.meta)
         tasks = []
         for event in loaded.history:
-            if event.type in ("TaskScheduled", "RoleAssumed", "TaskSucceeded", "TaskFailed"):
+            if event.type in (
+                "TaskScheduled",
+                "RoleAssumed",
+                "ExternalRunStarted",
+                "ApprovalGranted",
+                "ApprovalRejected",
+                "TaskSucceeded",
+                "TaskFailed",
+            ):
                 tasks.append(
                     {
                         "event": event.id,
@@ -611,6 +873,14 @@ def _all_events(store: EventStore) -> Iterator[Any]:
             return
         yield from page
         position = page[-1].position
+
+
+def _heartbeat_due(task: TaskRequest, now: float) -> bool:
+    """Whether a heartbeat at ``now`` is worth recording: started, with HeartbeatSeconds, and the last
+    one older than a quarter of them."""
+    if not task.started or task.heartbeat_seconds is None or task.heartbeat_at is None:
+        return False
+    return now - task.heartbeat_at >= task.heartbeat_seconds / 4
 
 
 def _scheme(resource: str) -> str:
