@@ -11,13 +11,21 @@ store fails the answer is 503 and Phorge sends the same body again later.
 ``POST /hooks/harbormaster?target=${target.phid}&revision=${buildable.revision}&diff=...&build=...``
 takes a Harbormaster "Make HTTP Request" build step. It carries no signature, so its parameters are
 only stored here; processing checks through Conduit that the build target exists before starting
-anything, and reports the result to that target.
+anything, and reports the result to that target. When a shared token is configured
+(``[phabricator.harbormaster] token_env``, see :mod:`orchestrator.integrations.phabricator.settings`)
+the call must carry it, compared in constant time: as the password of HTTP Basic authentication
+(what the build step's "Credentials" field sends, from a Passphrase password credential; any user
+name), or as the ``token`` query parameter (which ends up in Harbormaster's build log: prefer the
+credential). Missing or wrong is 401, nothing stored; a configured variable that is unset is 503.
 
 The endpoints are ``async`` to read the raw body as a stream; the store calls run in the thread pool.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import re
 import time
 from typing import Any
@@ -104,10 +112,44 @@ async def phabricator_webhook(request: Request) -> JSONResponse:
     return JSONResponse({"status": outcome, "delivery": delivery.key})
 
 
+def _presented_token(request: Request) -> str | None:
+    """The token a build step presents: the HTTP Basic password, else the ``token`` query parameter."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2]
+    return request.query_params.get("token")
+
+
+def _harbormaster_refusal(request: Request, settings: Settings) -> JSONResponse | None:
+    """None when the call may go on; else the 401/503 answer (the shared token check)."""
+    expected = settings.harbormaster_token
+    if expected is None:
+        if settings.harbormaster_token_env is None:
+            return None
+        log.warning("phabricator.harbormaster_token_unset", variable=settings.harbormaster_token_env)
+        return _problem(503, f"the Harbormaster token variable {settings.harbormaster_token_env} is not set")
+    presented = _presented_token(request)
+    if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
+        log.warning("phabricator.harbormaster_refused", missing=presented is None)
+        response = _problem(
+            401, "missing or wrong Harbormaster token (HTTP Basic password or the 'token' query parameter)"
+        )
+        response.headers["WWW-Authenticate"] = 'Basic realm="orchestrator harbormaster"'
+        return response
+    return None
+
+
 @router.post("/harbormaster")
 async def harbormaster_build_step(request: Request) -> JSONResponse:
     """Store one Harbormaster "Make HTTP Request" call."""
     settings = _settings(request)
+    refusal = _harbormaster_refusal(request, settings)
+    if refusal is not None:
+        return refusal
     try:
         await _body(request, settings.max_body_bytes)
     except _TooLarge:

@@ -12,11 +12,18 @@ Reviews happen through Python methods that write the same transaction groups Pho
 is ``accept`` + ``status`` when the status changes, newest first), and :class:`WebhookSender` sends
 the Herald body Phorge would: pretty-printed JSON with 2-space indent and a trailing newline, signed
 ``hex(HMAC-SHA256(key, body))``. Faults: :meth:`FakePhorge.fail_next` answers the next N Conduit
-calls with HTTP 500 (Conduit down).
+calls with HTTP 500 (Conduit down), :meth:`FakePhorge.fail_method` the next N calls of one method.
+
+``differential.changeset.search`` (the files a diff touches) is not in the captures; it answers in
+the shape Phorge's source gives it: ``DifferentialChangeset::getFieldValuesForConduit`` (``diffPHID``
+and ``path`` with ``displayPath`` and ``absolutePath.base64``), plus the fields the search engine's
+extensions add to every object (``dateCreated``/``dateModified``; ``policy`` with the one capability a
+changeset has, ``view``), type ``DCNG``, constraint ``diffPHIDs``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -78,12 +85,15 @@ class FakePhorge:
         self.projects: dict[str, dict[str, Any]] = {}
         self.revisions: dict[str, Revision] = {}
         self.targets: dict[str, dict[str, Any]] = {}
+        self.changesets: dict[str, list[str]] = {}
+        """Diff PHID -> the repository-relative paths it touches."""
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.comments: list[tuple[str, str]] = []
         self.messages: list[dict[str, Any]] = []
         self.timings: list[tuple[float, float]] = []
         """(start, end) wall-clock times of every Conduit request served: Conduit's own time."""
         self._failures = 0
+        self._method_failures: dict[str, int] = {}
         self._next_xact = 100
         self.add_user("alice", "Alice Author", phid=ALICE)
         self.add_user("bob", "Bob Reviewer", phid=BOB)
@@ -115,6 +125,11 @@ class FakePhorge:
         """Answer the next ``count`` Conduit requests with HTTP 500 (Conduit down)."""
         with self._lock:
             self._failures = count
+
+    def fail_method(self, method: str, count: int) -> None:
+        """Answer the next ``count`` calls of ``method`` only with HTTP 500."""
+        with self._lock:
+            self._method_failures[method] = count
 
     def called(self, method: str) -> list[dict[str, Any]]:
         """The params of every call of ``method`` answered so far (tokens removed)."""
@@ -210,8 +225,10 @@ class FakePhorge:
         *,
         repository: str | None = None,
         projects: list[str] | None = None,
+        paths: list[str] | None = None,
     ) -> Revision:
-        """A new revision in ``needs-review`` (author and reviewers by username)."""
+        """A new revision in ``needs-review`` (author and reviewers by username) whose diff touches
+        ``paths`` (default ``README.md``)."""
         with self._lock:
             author_phid = self.user(author)
             number = max((r.id for r in self.revisions.values()), default=0) + 1
@@ -228,6 +245,7 @@ class FakePhorge:
                 created=int(time.time()),
             )
             self.revisions[revision.phid] = revision
+            self.changesets[revision.diff] = list(paths if paths is not None else ["README.md"])
             self._transaction(revision, "create", author_phid)
             self._transaction(
                 revision, "update", author_phid, {"old": None, "new": revision.diff, "commitPHIDs": []}
@@ -262,11 +280,14 @@ class FakePhorge:
             group += self._set_status(revision, "abandoned", revision.author)
             return list(reversed(group))
 
-    def update_diff(self, ref: str | int) -> list[str]:
-        """The author uploads a new diff: accepts become ``accepted-older``, review starts again."""
+    def update_diff(self, ref: str | int, paths: list[str] | None = None) -> list[str]:
+        """The author uploads a new diff (touching ``paths``, default: those of the previous one):
+        accepts become ``accepted-older``, review starts again."""
         with self._lock:
             revision = self.revision(ref)
             old, revision.diff = revision.diff, self._phid("DIFF")
+            previous = self.changesets.get(old, [])
+            self.changesets[revision.diff] = list(paths if paths is not None else previous)
             group = [
                 self._transaction(revision, "update", revision.author, {"old": old, "new": revision.diff})
             ]
@@ -295,10 +316,14 @@ class FakePhorge:
             def _post(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                method = self.path[len("/api/") :] if self.path.startswith("/api/") else ""
                 with fake._lock:
                     failing = fake._failures > 0
                     if failing:
                         fake._failures -= 1
+                    elif fake._method_failures.get(method, 0) > 0:
+                        fake._method_failures[method] -= 1
+                        failing = True
                 if failing:
                     self._send(500, b"<html><body>Unhandled Exception</body></html>", "text/html")
                     return
@@ -421,6 +446,41 @@ class FakePhorge:
         if attachments.get("projects"):
             item["attachments"]["projects"] = {"projectPHIDs": list(r.projects)}
         return item
+
+    def _m_differential_changeset_search(self, params: dict[str, Any]) -> dict[str, Any]:
+        constraints = params.get("constraints") or {}
+        unknown = set(constraints) - {"diffPHIDs", "ids", "phids"}
+        if unknown:
+            raise _ConduitFault(
+                "ERR-INVALID-CONSTRAINT", f'Constraint "{sorted(unknown)[0]}" is not a valid constraint.'
+            )
+        items = []
+        number = 0
+        for diff, paths in self.changesets.items():
+            for path in paths:
+                number += 1
+                if "diffPHIDs" in constraints and diff not in constraints["diffPHIDs"]:
+                    continue
+                items.append(
+                    {
+                        "id": number,
+                        "type": "DCNG",
+                        "phid": f"PHID-DCNG-{hashlib.sha256(f'{diff}/{path}'.encode()).hexdigest()[:20]}",
+                        "fields": {
+                            "diffPHID": diff,
+                            "path": {
+                                "displayPath": path,
+                                "absolutePath.base64": base64.b64encode(f"/{path}".encode()).decode(),
+                            },
+                            "dateCreated": 1795226000,
+                            "dateModified": 1795226000,
+                            "policy": {"view": "users"},
+                        },
+                        "attachments": {},
+                    }
+                )
+        items.reverse()  # newest first, as every *.search answers by default
+        return self._page(items, params)
 
     def _m_transaction_search(self, params: dict[str, Any]) -> dict[str, Any]:
         target = params.get("objectIdentifier")

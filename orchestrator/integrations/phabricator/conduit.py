@@ -3,10 +3,10 @@
 Conduit is one form POST per call (``POST {base}/api/{method}`` with a ``params`` field holding JSON,
 the token inside as ``__conduit__.token``, and ``output=json``) and one answer envelope (always HTTP
 200, ``{"result", "error_code", "error_info"}``). The PyPI ``phabricator`` package is inactive and
-ships a stale method schema (``transaction.search`` missing), so this module hand-writes the little it
-needs: the envelope turned into :class:`ConduitError`, connection errors and 5xx retried with
-exponential back-off and then raised as :class:`ConduitUnavailable`, and cursor pagination of
-``*.search`` methods. The token is never logged.
+ships a stale method schema (``transaction.search`` and ``differential.changeset.search`` missing), so
+this module hand-writes the little it needs: the envelope turned into :class:`ConduitError`,
+connection errors and 5xx retried with exponential back-off and then raised as
+:class:`ConduitUnavailable`, and cursor pagination of ``*.search`` methods. The token is never logged.
 """
 
 from __future__ import annotations
@@ -125,6 +125,21 @@ class Conduit:
             "differential.revision.search",
             {"constraints": constraints, "attachments": {"reviewers": True, "projects": True}},
         )
+
+    def changed_paths(self, diff_phid: str) -> list[str]:
+        """The repository-relative paths a diff touches (``differential.changeset.search``), sorted.
+
+        One changeset per path (a move has one for each side); ``fields.path.displayPath`` is the
+        path as Differential shows it, with a trailing ``/`` for a directory. Shape from Phorge's
+        ``DifferentialChangeset::getFieldValuesForConduit`` (the method is not in the captures).
+        """
+        changesets = self.search("differential.changeset.search", {"constraints": {"diffPHIDs": [diff_phid]}})
+        paths = set()
+        for item in changesets:
+            shown = ((item.get("fields") or {}).get("path") or {}).get("displayPath")
+            if isinstance(shown, str) and shown.strip("/"):
+                paths.add(shown.strip("/"))
+        return sorted(paths)
 
     def transactions(self, object_phid: str, phids: Iterable[str] = ()) -> list[dict[str, Any]]:
         """``transaction.search`` on one object, optionally only the transactions ``phids``."""

@@ -4,7 +4,7 @@
 
     "Approve": {"Type": "Task", "Resource": "phabricator:approval",
                 "Parameters": {"Revision.$": "$.revision", "Reviewers": ["carol", "#release-managers"],
-                               "MinApprovals": 1, "ResetOnNewDiff": true},
+                               "MinApprovals": 1, "ResetOnNewDiff": true, "AbortOnNewDiff": false},
                 "TimeoutSeconds": 86400, "Next": "Deploy"}
 
 The executor (:func:`request`) records ``ApprovalRequested`` in the execution, writes the gate into
@@ -19,6 +19,25 @@ every project the state machine's roles require, release it, the approval record
 result. An accept from anyone else is recorded as ``ApprovalRejected`` with
 ``Phabricator.NotAuthorized`` and does not count. :func:`answer` records the decision in the task's
 thread and answers the task; each recorded event is looked for first, so answering twice is harmless.
+A gate whose task no longer waits (``TimeoutSeconds`` fired ``States.Timeout``, the execution was
+stopped) is ``gone``: the index closes it the next time its revision is looked at, and a late accept
+changes nothing.
+
+A new diff after the release (``ResetOnNewDiff``, the default). A task that succeeded cannot be made
+pending again, so the approval is revoked instead: with ``ResetOnNewDiff`` the released gate stays in
+the index as *watched* (``GateReleased``, with the approved diff) while its execution runs. If the
+revision's current diff is then another one, :func:`revoke_if_changed` records ``ApprovalRejected``
+with ``Phabricator.DiffChanged`` in the execution (approver, approved and new diff, who uploaded it;
+it shows in ``lineage``), and with ``AbortOnNewDiff`` (default: ``[phabricator] abort_on_new_diff``,
+false) stops the execution with the error ``Phabricator.DiffChanged``, since what its later states
+would do is no longer what was approved. The watch ends (``GateClosed``) when the execution ends, or
+once it revoked. Gates inside a loop that comes back to the approval state open a new gate, where
+only accepts of the current diff count. Without ``ResetOnNewDiff`` the gate closes at release, and
+accepts of older diffs count.
+
+The index is one stream, folded into the gates open now; its cost stays bounded by saving that fold
+as the stream's snapshot every :data:`SNAPSHOT_EVERY` events (``EventStore.append(snapshot=...)``),
+so a check reads the snapshot (the open gates only) and at most that many events after it.
 """
 
 from __future__ import annotations
@@ -36,12 +55,13 @@ from orchestrator.executions.service import Executions
 from orchestrator.executions.tasks import TaskContext, TaskError
 from orchestrator.integrations.phabricator.inbox import CHECK, QUEUE, RECONCILE, event_id, work_item
 from orchestrator.integrations.phabricator.reviews import RevisionView
-from orchestrator.store import ConcurrencyError, EventStore, NewEvent, WorkItem
+from orchestrator.store import ConcurrencyError, DuplicateEventId, EventStore, NewEvent, Snapshot, WorkItem
 
 log = structlog.get_logger(__name__)
 
 GATES_STREAM = "phabricator-gates"
 RECONCILE_STREAM = "phabricator-reconcile"
+DIFF_CHANGED = "Phabricator.DiffChanged"
 _MONOGRAM = re.compile(r"^D?([0-9]{1,12})$")
 _REVISION_PHID = re.compile(r"^PHID-DREV-[A-Za-z0-9]+$")
 
@@ -61,6 +81,8 @@ class Gate:
     reset_on_new_diff: bool = True
     groups: tuple[str, ...] = ()
     """Projects every approver must be a member of (from the role map)."""
+    abort_on_new_diff: bool = False
+    """A new diff after the release stops the execution (with ``reset_on_new_diff``)."""
 
     def concerns(self, view: RevisionView) -> bool:
         """Whether this gate waits on ``view``'s revision."""
@@ -77,6 +99,7 @@ class Gate:
             "minApprovals": self.min_approvals,
             "resetOnNewDiff": self.reset_on_new_diff,
             "groups": list(self.groups),
+            "abortOnNewDiff": self.abort_on_new_diff,
         }
 
     @classmethod
@@ -91,6 +114,7 @@ class Gate:
             int(data["minApprovals"]),
             bool(data["resetOnNewDiff"]),
             tuple(data["groups"]),
+            bool(data.get("abortOnNewDiff", False)),
         )
 
 
@@ -115,12 +139,14 @@ def revision_ref(value: Any) -> str:
     )
 
 
-def gate_of(context: TaskContext, *, reset_default: bool, groups: Iterable[str]) -> Gate:
+def gate_of(
+    context: TaskContext, *, reset_default: bool, groups: Iterable[str], abort_default: bool = False
+) -> Gate:
     """The gate a task's Parameters describe; :class:`TaskError` ``Phabricator.InvalidParameters``."""
     params = context.task.parameters
     if not isinstance(params, dict):
         raise TaskError("Phabricator.InvalidParameters", "Parameters must be an object with 'Revision'")
-    unknown = set(params) - {"Revision", "Reviewers", "MinApprovals", "ResetOnNewDiff"}
+    unknown = set(params) - {"Revision", "Reviewers", "MinApprovals", "ResetOnNewDiff", "AbortOnNewDiff"}
     if unknown:
         raise TaskError("Phabricator.InvalidParameters", f"unknown parameter {sorted(unknown)[0]!r}")
     try:
@@ -138,6 +164,14 @@ def gate_of(context: TaskContext, *, reset_default: bool, groups: Iterable[str])
     reset = params.get("ResetOnNewDiff", reset_default)
     if not isinstance(reset, bool):
         raise TaskError("Phabricator.InvalidParameters", "ResetOnNewDiff must be true or false")
+    abort = params.get("AbortOnNewDiff", abort_default)
+    if not isinstance(abort, bool):
+        raise TaskError("Phabricator.InvalidParameters", "AbortOnNewDiff must be true or false")
+    if abort and not reset:
+        raise TaskError(
+            "Phabricator.InvalidParameters",
+            "AbortOnNewDiff needs ResetOnNewDiff (a new diff resets the gate)",
+        )
     return Gate(
         context.execution,
         context.task.id,
@@ -147,10 +181,79 @@ def gate_of(context: TaskContext, *, reset_default: bool, groups: Iterable[str])
         minimum,
         reset,
         tuple(groups),
+        abort,
     )
 
 
 # ---------------------------------------------------------------------------------- the index
+SNAPSHOT_EVERY = 64
+"""Events of the index stream between two snapshots of its fold: the most a check reads past one."""
+
+
+@dataclass(frozen=True)
+class Released:
+    """A released gate watched while its execution runs: ``diff`` is the one ``approver`` approved."""
+
+    gate: Gate
+    diff: str | None
+    approver: str
+
+
+@dataclass(frozen=True)
+class Index:
+    """The gates open as of ``version`` of the index stream."""
+
+    version: int
+    waiting: list[Gate]
+    released: list[Released]
+    state: dict[str, Any]
+    """The fold itself (what a snapshot saves): ``{"gates": {key: {"gate": ..., "released": ...}}}``."""
+    read: int
+    """How many events past the snapshot were read to build it."""
+
+
+def _key(execution: str, token: str) -> str:
+    return f"{execution}|{token}"
+
+
+def _fold(state: dict[str, Any], kind: str, data: dict[str, Any]) -> None:
+    gates = state.setdefault("gates", {})
+    key = _key(str(data.get("execution")), str(data.get("token")))
+    if kind == "GateOpened":
+        gates.setdefault(key, {"gate": dict(data), "released": None})
+    elif kind == "GateReleased" and key in gates:
+        gates[key]["released"] = {"diff": data.get("diff"), "approver": data.get("approver")}
+    elif kind == "GateClosed":
+        gates.pop(key, None)
+
+
+def read_index(store: EventStore) -> Index:
+    """The open gates: the latest snapshot of the index and the events after it."""
+    snapshot = store.load_snapshot(GATES_STREAM)
+    state: dict[str, Any] = {"gates": {}}
+    version = 0
+    if snapshot is not None:
+        state, version = {"gates": dict(snapshot.state.get("gates") or {})}, snapshot.version
+    records = store.read_stream(GATES_STREAM, from_version=version + 1)
+    for record in records:
+        _fold(state, record.type, dict(record.data))
+        version = record.version
+    waiting: list[Gate] = []
+    released: list[Released] = []
+    for entry in state["gates"].values():
+        gate = Gate.from_json(entry["gate"])
+        if entry.get("released") is None:
+            waiting.append(gate)
+        else:
+            released.append(Released(gate, entry["released"].get("diff"), str(entry["released"]["approver"])))
+    return Index(version, waiting, released, state, len(records))
+
+
+def open_gates(store: EventStore) -> list[Gate]:
+    """The gates waiting for their approval, oldest first."""
+    return read_index(store).waiting
+
+
 def open_gate(store: EventStore, gate: Gate, *, reconcile_seconds: float) -> None:
     """Write ``gate`` into the index with a check of its revision now and the next reconcile round."""
     bucket = int((datetime.now(UTC).timestamp() + reconcile_seconds) // reconcile_seconds)
@@ -159,8 +262,14 @@ def open_gate(store: EventStore, gate: Gate, *, reconcile_seconds: float) -> Non
         reconcile_item(bucket, reconcile_seconds),
     ]
     _append(
-        store, [NewEvent(event_id(gate.execution, gate.token, "opened"), "GateOpened", gate.to_json())], work
+        store, NewEvent(event_id(gate.execution, gate.token, "opened"), "GateOpened", gate.to_json()), work
     )
+
+
+def release_gate(store: EventStore, gate: Gate, diff: str | None, approver: str) -> None:
+    """Keep the released ``gate`` watched for a new diff while its execution runs (``GateReleased``)."""
+    data = {"execution": gate.execution, "token": gate.token, "diff": diff, "approver": approver}
+    _append(store, NewEvent(event_id(gate.execution, gate.token, "released"), "GateReleased", data), [])
 
 
 def close_gate(store: EventStore, gate: Gate, outcome: str) -> None:
@@ -170,7 +279,7 @@ def close_gate(store: EventStore, gate: Gate, outcome: str) -> None:
         "GateClosed",
         {"execution": gate.execution, "token": gate.token, "outcome": outcome},
     )
-    _append(store, [event], [])
+    _append(store, event, [])
 
 
 def reconcile_item(bucket: int, seconds: float) -> WorkItem:
@@ -185,28 +294,22 @@ def reconcile_item(bucket: int, seconds: float) -> WorkItem:
     )
 
 
-def open_gates(store: EventStore) -> list[Gate]:
-    """The gates opened and not closed, oldest first."""
-    gates: dict[tuple[str, str], Gate] = {}
-    for record in store.read_stream(GATES_STREAM):
-        key = (str(record.data.get("execution")), str(record.data.get("token")))
-        if record.type == "GateOpened":
-            gates[key] = Gate.from_json(record.data)
-        elif record.type == "GateClosed":
-            gates.pop(key, None)
-    return list(gates.values())
-
-
-def _append(store: EventStore, events: list[NewEvent], work: list[WorkItem]) -> None:
+def _append(store: EventStore, event: NewEvent, work: list[WorkItem]) -> None:
+    """Append one index event (with its work), once: its id is deterministic, so an event stored
+    already (identically, or as another outcome of the same close) is left as it is."""
     for _ in range(20):
-        ids = {record.id for record in store.read_stream(GATES_STREAM)}
-        new = [event for event in events if event.id not in ids]
-        if not new and not work:
-            return
+        index = read_index(store)
+        snapshot = None
+        if index.read + 1 >= SNAPSHOT_EVERY:  # the events a check would read past the snapshot
+            state = {"gates": dict(index.state["gates"])}
+            _fold(state, event.type, dict(event.data))
+            snapshot = Snapshot(GATES_STREAM, index.version + 1, state)
         try:
-            store.append(GATES_STREAM, store.stream_version(GATES_STREAM), new, enqueue=work)
+            store.append(GATES_STREAM, index.version, [event], enqueue=work, snapshot=snapshot)
         except ConcurrencyError:
             continue
+        except DuplicateEventId:
+            return
         return
     raise UsageError(f"{GATES_STREAM}: gave up after 20 concurrent appends")
 
@@ -361,6 +464,62 @@ def answer(executions: Executions, gate: Gate, decision: Decision) -> str:
     except UsageError:  # answered meanwhile (a concurrent delivery, a timeout)
         return "gone"
     return "waiting"
+
+
+def released_earlier(executions: Executions, gate: Gate) -> Released | None:
+    """The release of ``gate`` recorded in its execution (``ApprovalGranted``), if it was released.
+
+    For a look that found the gate waiting in the index while another released it and had not yet
+    written ``GateReleased``: the watch must not be lost to a ``gone``.
+    """
+    for event in reversed(executions.load(gate.execution).history):
+        if event.type == "ApprovalGranted" and event.details.get("token") == gate.token:
+            return Released(gate, event.details.get("diff"), str(event.details.get("approver")))
+    return None
+
+
+def revoke_if_changed(executions: Executions, watched: Released, view: RevisionView) -> str:
+    """Look at a released gate again: ``watching``, ``ended`` (its execution did), or, when ``view``
+    has another diff than the approved one, ``revoked`` (recorded) / ``aborted`` (also stopped)."""
+    gate = watched.gate
+    loaded = executions.load(gate.execution)
+    if loaded.status != "RUNNING":
+        return "ended"
+    if view.diff is None or view.diff == watched.diff:
+        return "watching"
+    update = view.latest("update")
+    by = update.author if update else view.author
+    cause = (
+        f"{view.monogram} got a new diff {view.diff} from {by} after {watched.approver} approved "
+        f"{watched.diff}; the approval does not cover it"
+    )
+    details = {
+        "token": gate.token,
+        "error": DIFF_CHANGED,
+        "cause": cause,
+        "approver": watched.approver,
+        "revision": view.monogram,
+        "diff": watched.diff,
+        "newDiff": view.diff,
+        "by": by,
+        "transaction": update.phid if update else None,
+    }
+    recorded = any(
+        e.type == "ApprovalRejected"
+        and e.details.get("token") == gate.token
+        and e.details.get("error") == DIFF_CHANGED
+        and e.details.get("newDiff") == view.diff
+        for e in loaded.history
+    )
+    try:
+        if not recorded:
+            executions.record(gate.execution, "ApprovalRejected", details)
+        if gate.abort_on_new_diff:
+            executions.stop(gate.execution, DIFF_CHANGED, cause, by=f"phabricator:{by}")
+    except UsageError:  # it ended meanwhile
+        return "ended"
+    log.info("phabricator.approval_revoked", execution=gate.execution, aborted=gate.abort_on_new_diff)
+    return "aborted" if gate.abort_on_new_diff else "revoked"
 
 
 def request(context: TaskContext, store: EventStore, gate: Gate, *, reconcile_seconds: float) -> None:

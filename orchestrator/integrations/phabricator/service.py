@@ -7,8 +7,11 @@ Every outside fact flows the same way. The webhook endpoint stores a delivery in
 (:mod:`.triggers`), decides every open approval gate on the revision (:mod:`.gates`) and watches the
 executions it started to report their outcome (:mod:`.reports`). The first check of a new gate
 (``phabricator.check``) and the reconcile loop (``phabricator.reconcile``, every
-``reconcile_seconds`` while gates are open) settle revisions the same way, so a webhook that never
-arrives delays an approval but never loses it. A handler completes its item in a fenced append with
+``reconcile_seconds`` while gates are open or released ones are watched) settle revisions the same
+way, so a webhook that never arrives delays an approval, or a revocation, but never loses it. A
+released gate (``ResetOnNewDiff``) is watched for a new diff until its execution ends; a look that
+finds the gate's task already answered by a concurrent look picks the watch up from the execution's
+``ApprovalGranted`` (see :mod:`.gates`). A handler completes its item in a fenced append with
 what it concluded; when Conduit fails it schedules the next attempt with back-off instead.
 """
 
@@ -88,7 +91,12 @@ class Phabricator:
         version = self.runtime.registry.get(context.state_machine).version(context.version)
         definition = version.definition if version is not None else {}
         groups = required_groups(self.runtime.config, context.state_machine, definition, self.role_rules)
-        gate = gates.gate_of(context, reset_default=self.settings.reset_on_new_diff, groups=groups)
+        gate = gates.gate_of(
+            context,
+            reset_default=self.settings.reset_on_new_diff,
+            groups=groups,
+            abort_default=self.settings.abort_on_new_diff,
+        )
         gates.request(context, self.runtime.store, gate, reconcile_seconds=self.settings.reconcile_seconds)
         log.info("phabricator.gate_opened", execution=context.execution, revision=gate.revision)
         return PENDING
@@ -107,7 +115,9 @@ class Phabricator:
             "facts": [event.type for event in recorded],
         }
         if delivered is not None and self.settings.triggers:
-            started, problems = triggers.fire(executions, self.settings.triggers, view, delivered)
+            started, problems = triggers.fire(
+                executions, self.settings.triggers, view, delivered, self.conduit().changed_paths
+            )
             for run in started:
                 reports.watch(
                     store,
@@ -126,13 +136,32 @@ class Phabricator:
             return members[project]
 
         outcomes: dict[str, str] = {}
-        for gate in gates.open_gates(store):
+        index = gates.read_index(store)
+        for gate in index.waiting:
             if not gate.concerns(view):
                 continue
-            outcome = gates.answer(executions, gate, gates.decide(gate, view, members_of))
+            decision = gates.decide(gate, view, members_of)
+            outcome = gates.answer(executions, gate, decision)
+            watch: gates.Released | None = None
+            if outcome == "released" and gate.reset_on_new_diff:
+                watch = gates.Released(gate, decision.approval["diff"], decision.approval["approver"])
+            elif outcome == "gone" and gate.reset_on_new_diff:
+                watch = gates.released_earlier(executions, gate)  # by a concurrent look, index not yet told
+                if watch is not None:
+                    outcome = gates.revoke_if_changed(executions, watch, view)
+                    watch, outcome = (watch, "released") if outcome == "watching" else (None, outcome)
             outcomes[gate.execution] = outcome
-            if outcome != "waiting":
+            if watch is not None:
+                gates.release_gate(store, gate, watch.diff, watch.approver)
+            elif outcome != "waiting":
                 gates.close_gate(store, gate, outcome)
+        for watched in index.released:
+            if not watched.gate.concerns(view):
+                continue
+            outcome = gates.revoke_if_changed(executions, watched, view)
+            if outcome != "watching":
+                outcomes[watched.gate.execution] = outcome
+                gates.close_gate(store, watched.gate, outcome)
         if outcomes:
             summary["gates"] = outcomes
         return summary
@@ -235,9 +264,17 @@ class Phabricator:
 
     def handle_reconcile(self, work: ClaimedWork, worker_id: str) -> None:
         """Settle every revision an open gate waits on; come back while gates are open."""
+        store = self.runtime.store
+        index = gates.read_index(store)
         by_revision: dict[str, list[gates.Gate]] = defaultdict(list)
-        for gate in gates.open_gates(self.runtime.store):
+        for gate in index.waiting:
             by_revision[gate.revision].append(gate)
+        for watched in index.released:
+            # a watch whose execution ended needs no Conduit call to end
+            if self.runtime.executions.load(watched.gate.execution).status != "RUNNING":
+                gates.close_gate(store, watched.gate, "ended")
+            else:
+                by_revision.setdefault(watched.gate.revision, [])
         for revision, waiting in by_revision.items():
             try:
                 self.settle(self._view(revision), None)
@@ -247,11 +284,12 @@ class Phabricator:
             except (ConduitUnavailable, ConduitError) as exc:
                 log.info("phabricator.reconcile_failed", revision=revision, error=str(exc))
         enqueue = []
-        if gates.open_gates(self.runtime.store):
+        remaining = gates.read_index(store)
+        if remaining.waiting or remaining.released:
             seconds = self.settings.reconcile_seconds
             bucket = int((datetime.now(UTC).timestamp() + seconds) // seconds)
             enqueue.append(gates.reconcile_item(max(bucket, int(work.payload.get("bucket", 0)) + 1), seconds))
-        inbox.finish(self.runtime.store, work, worker_id, enqueue=enqueue)
+        inbox.finish(store, work, worker_id, enqueue=enqueue)
 
     def handle_report(self, work: ClaimedWork, worker_id: str) -> None:
         """Post an ended execution's outcome back; look again later while it runs."""

@@ -179,4 +179,8 @@ def test_a_missed_webhook_delays_the_approval_but_the_reconcile_loop_finds_it(st
     phorge.accept(revision.id, "carol")  # Herald's delivery of this never arrives
     stack.drain(lambda: status_of(stack, execution) == "SUCCEEDED")
     assert [e["identity"] for e in stack.deployed] == ["carol"]
-    assert stack.runtime.store.read_stream("phabricator-gates")[-1].type == "GateClosed"
+    # released, the gate is watched for a new diff until its execution ends; the loop then closes it
+    stack.drain(lambda: stack.runtime.store.read_stream("phabricator-gates")[-1].type == "GateClosed")
+    index = stack.runtime.store.read_stream("phabricator-gates")
+    assert [r.type for r in index] == ["GateOpened", "GateReleased", "GateClosed"]
+    assert index[-1].data["outcome"] == "ended"
