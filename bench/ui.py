@@ -5,6 +5,8 @@ Run by hand (``.venv/bin/python bench/ui.py``), never as a timed test. It builds
 2,500 items (10,000+ events), then times the pages through the real app in process (FastAPI's
 TestClient: routing, auth, services, templates; no network). ``cold`` is the first request (the
 execution is replayed from the store); ``warm`` the median of the next ones (the replay is cached).
+The pages are an operator's, with the action forms (a "Reset here" button on each history row); the
+history filters (event type, text search) are timed on the long execution too.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def main() -> None:
     print(
         f"setup: 151 executions, the long one {len(done.history)} events, {time.perf_counter() - began:.1f}s"
     )
-    token, _ = Tokens(store).create("viewer", "bench")
+    token, _ = Tokens(store).create("operator", "bench")  # an operator's pages carry the action forms
     headers = {"Authorization": f"Bearer {token}"}
     runtime.executions._cache.clear()  # the first request must replay from the store
     with TestClient(create_app(runtime)) as client:
@@ -79,6 +81,8 @@ def main() -> None:
             ("executions list, 100 rows (HTML)", "/executions"),
             ("executions list, 100 rows (JSON API)", "/api/executions?limit=100"),
             ("execution of 10,000+ events (HTML)", "/executions/long:big"),
+            ("same, history searched for text (HTML)", "/executions/long:big?q=2499"),
+            ("same, history of one event type (HTML)", "/executions/long:big?type=MapIterationSucceeded"),
             ("execution of 10,000+ events, states (JSON API)", "/api/executions/long:big/states"),
             ("execution history, 1,000 events (JSON API)", "/api/executions/long:big/history?limit=1000"),
         ):

@@ -2,9 +2,10 @@
 
 FastAPI documents it at ``/api/openapi.json`` (browsable at ``/api/docs``). Every route needs a token
 (:mod:`orchestrator.api.auth`): viewers read; operators start, stop, reset and redrive; admins publish
-and move aliases. Each action is recorded with the token's owner (``started_by``, ``by``,
-``published_by``), so the history says who did it. Refusals are ``{"detail": "..."}`` with 400, 401,
-403, 404 or 409 (:mod:`orchestrator.api.errors`).
+and move aliases, and manage the API tokens themselves (``/api/tokens``). Each action is recorded with
+the token's owner (``started_by``, ``by``, ``published_by``), so the history says who did it. Answers
+are described by the models of :mod:`orchestrator.api.models`. Refusals are ``{"detail": "..."}`` with
+400, 401, 403, 404 or 409 (:mod:`orchestrator.api.errors`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import structlog
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.api import outcomes, reads
+from orchestrator.api import models, outcomes, reads
 from orchestrator.api.app import runtime_of
-from orchestrator.api.auth import Admin, Operator, Viewer
+from orchestrator.api.auth import Admin, Operator, Viewer, tokens_of
 from orchestrator.api.errors import Conflict, NotFound
+from orchestrator.api.tokens import ROLES, Tokens, parse_duration
 from orchestrator.executions.service import Loaded
 from orchestrator.registry.service import diff
 from orchestrator.runtime import Runtime
@@ -33,6 +35,8 @@ ExecutionId = Annotated[
     Path(min_length=3, max_length=161, pattern=r"^[A-Za-z0-9_-]+:[A-Za-z0-9_-]+$", examples=["hello:run-1"]),
 ]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="How many items to skip.")]
+TokensDep = Annotated[Tokens, Depends(tokens_of)]
+TokenId = Annotated[str, Path(min_length=12, max_length=12, pattern=r"^[0-9a-f]{12}$")]
 
 
 class Status(StrEnum):
@@ -43,6 +47,17 @@ class Status(StrEnum):
     FAILED = "FAILED"
     ABORTED = "ABORTED"
     TIMED_OUT = "TIMED_OUT"
+
+
+class Role(StrEnum):
+    """What a token may do: viewers read, operators act on executions, admins publish and manage."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+assert tuple(Role) == ROLES
 
 
 class _Body(BaseModel):
@@ -94,27 +109,60 @@ class AliasRequest(_Body):
     routing: list[RouteModel] = Field(min_length=1, max_length=2)
 
 
+class TokenRequest(_Body):
+    """A new API token for ``owner`` with ``role``, optionally expiring (``90s``, ``30m``, ``12h``,
+    ``30d``, ``2w``)."""
+
+    role: Role
+    owner: str = Field(min_length=1, max_length=120)
+    expires_in: str | None = Field(default=None, alias="expiresIn", max_length=20, examples=["30d"])
+
+
 # ---------------------------------------------------------------------- state machines
-@router.get("/state-machines", tags=["state machines"], summary="List state machines")
+@router.get(
+    "/state-machines",
+    tags=["state machines"],
+    summary="List state machines",
+    response_model=models.StateMachinesList,
+    response_model_exclude_unset=True,
+)
 def list_state_machines(runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     """Every published state machine with its latest version and aliases."""
     return {"stateMachines": reads.state_machines(runtime)}
 
 
-@router.get("/state-machines/{name}", tags=["state machines"], summary="Describe a state machine")
+@router.get(
+    "/state-machines/{name}",
+    tags=["state machines"],
+    summary="Describe a state machine",
+    response_model=models.StateMachineDescription,
+    response_model_exclude_unset=True,
+)
 def get_state_machine(name: Name, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     """Its versions (who published each, from which revision) and its aliases with their history."""
     return reads.state_machine_json(runtime.registry.get(name))
 
 
-@router.get("/state-machines/{name}/versions", tags=["state machines"], summary="List versions")
+@router.get(
+    "/state-machines/{name}/versions",
+    tags=["state machines"],
+    summary="List versions",
+    response_model=models.VersionsList,
+    response_model_exclude_unset=True,
+)
 def list_versions(name: Name, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     """The versions of ``name``, oldest first."""
     machine = runtime.registry.get(name)
     return {"name": name, "versions": [reads.version_json(v) for v in machine.versions]}
 
 
-@router.get("/state-machines/{name}/versions/{version}", tags=["state machines"], summary="Get a version")
+@router.get(
+    "/state-machines/{name}/versions/{version}",
+    tags=["state machines"],
+    summary="Get a version",
+    response_model=models.VersionWithDefinition,
+    response_model_exclude_unset=True,
+)
 def get_version(
     name: Name, version: Annotated[int, Path(ge=1, le=1_000_000)], runtime: RuntimeDep, _: Viewer
 ) -> dict[str, Any]:
@@ -130,6 +178,8 @@ def get_version(
     tags=["state machines"],
     summary="Publish a version",
     status_code=201,
+    response_model=models.PublishResult,
+    response_model_exclude_unset=True,
     responses={200: {"description": "Identical content: the existing version."}},
 )
 def publish(
@@ -154,7 +204,13 @@ def publish(
     return out
 
 
-@router.get("/state-machines/{name}/diff", tags=["state machines"], summary="Diff two versions")
+@router.get(
+    "/state-machines/{name}/diff",
+    tags=["state machines"],
+    summary="Diff two versions",
+    response_model=models.DiffResult,
+    response_model_exclude_unset=True,
+)
 def diff_versions(
     name: Name,
     runtime: RuntimeDep,
@@ -172,13 +228,25 @@ def diff_versions(
     return {"name": name, "from": from_, "to": to, "changes": diff(a.definition, b.definition)}
 
 
-@router.get("/state-machines/{name}/aliases", tags=["aliases"], summary="List aliases")
+@router.get(
+    "/state-machines/{name}/aliases",
+    tags=["aliases"],
+    summary="List aliases",
+    response_model=models.AliasesList,
+    response_model_exclude_unset=True,
+)
 def list_aliases(name: Name, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     """The aliases of ``name``: current routing and every change."""
     return {"name": name, "aliases": reads.aliases_json(runtime.registry.get(name))}
 
 
-@router.put("/state-machines/{name}/aliases/{alias}", tags=["aliases"], summary="Set an alias")
+@router.put(
+    "/state-machines/{name}/aliases/{alias}",
+    tags=["aliases"],
+    summary="Set an alias",
+    response_model=models.AliasRouting,
+    response_model_exclude_unset=True,
+)
 def set_alias(name: Name, alias: Name, body: AliasRequest, runtime: RuntimeDep, who: Admin) -> dict[str, Any]:
     """Route ``alias`` to one version, or to two with weights (admins)."""
     routes = runtime.registry.set_alias(
@@ -189,7 +257,11 @@ def set_alias(name: Name, alias: Name, body: AliasRequest, runtime: RuntimeDep, 
 
 
 @router.post(
-    "/state-machines/{name}/aliases/{alias}/rollback", tags=["aliases"], summary="Roll an alias back"
+    "/state-machines/{name}/aliases/{alias}/rollback",
+    tags=["aliases"],
+    summary="Roll an alias back",
+    response_model=models.AliasRouting,
+    response_model_exclude_unset=True,
 )
 def rollback_alias(name: Name, alias: Name, runtime: RuntimeDep, who: Admin) -> dict[str, Any]:
     """Point ``alias`` back at its routing before its last change (admins)."""
@@ -199,7 +271,13 @@ def rollback_alias(name: Name, alias: Name, runtime: RuntimeDep, who: Admin) -> 
 
 
 # ---------------------------------------------------------------------- executions
-@router.get("/executions", tags=["executions"], summary="List executions")
+@router.get(
+    "/executions",
+    tags=["executions"],
+    summary="List executions",
+    response_model=models.ExecutionsPage,
+    response_model_exclude_unset=True,
+)
 def list_executions(
     runtime: RuntimeDep,
     _: Viewer,
@@ -224,6 +302,8 @@ def list_executions(
     tags=["executions"],
     summary="Start an execution",
     status_code=201,
+    response_model=models.ActionResult,
+    response_model_exclude_unset=True,
     responses={200: {"description": "Same name and input: the existing execution."}},
 )
 def start_execution(
@@ -239,13 +319,25 @@ def start_execution(
     return {**_summary(loaded), "created": created}
 
 
-@router.get("/executions/{execution}", tags=["executions"], summary="Describe an execution")
+@router.get(
+    "/executions/{execution}",
+    tags=["executions"],
+    summary="Describe an execution",
+    response_model=models.ExecutionDescription,
+    response_model_exclude_unset=True,
+)
 def describe_execution(execution: ExecutionId, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     """Status, version, input, output or error, times and links."""
     return runtime.executions.describe(execution)
 
 
-@router.get("/executions/{execution}/history", tags=["executions"], summary="Execution history")
+@router.get(
+    "/executions/{execution}/history",
+    tags=["executions"],
+    summary="Execution history",
+    response_model=models.HistoryPage,
+    response_model_exclude_unset=True,
+)
 def execution_history(
     execution: ExecutionId,
     runtime: RuntimeDep,
@@ -262,7 +354,13 @@ def execution_history(
     }
 
 
-@router.get("/executions/{execution}/states", tags=["executions"], summary="What happened to each state")
+@router.get(
+    "/executions/{execution}/states",
+    tags=["executions"],
+    summary="What happened to each state",
+    response_model=models.StatesResult,
+    response_model_exclude_unset=True,
+)
 def execution_states(execution: ExecutionId, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     """Each state's outcome (succeeded, caught, failed, running, not-reached) with its latest input,
     output, error and attempts."""
@@ -278,7 +376,13 @@ def execution_states(execution: ExecutionId, runtime: RuntimeDep, _: Viewer) -> 
     }
 
 
-@router.get("/executions/{execution}/lineage", tags=["executions"], summary="Execution lineage")
+@router.get(
+    "/executions/{execution}/lineage",
+    tags=["executions"],
+    summary="Execution lineage",
+    response_model=models.Lineage,
+    response_model_exclude_unset=True,
+)
 def execution_lineage(execution: ExecutionId, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     """What caused what: revision, approver, version, trigger, resets, redrives, role sessions, runs."""
     lineage = runtime.executions.lineage(execution)
@@ -291,7 +395,13 @@ def execution_lineage(execution: ExecutionId, runtime: RuntimeDep, _: Viewer) ->
     }
 
 
-@router.post("/executions/{execution}/stop", tags=["actions"], summary="Stop an execution")
+@router.post(
+    "/executions/{execution}/stop",
+    tags=["actions"],
+    summary="Stop an execution",
+    response_model=models.ActionResult,
+    response_model_exclude_unset=True,
+)
 def stop_execution(
     execution: ExecutionId, runtime: RuntimeDep, who: Operator, body: StopRequest | None = None
 ) -> dict[str, Any]:
@@ -303,7 +413,14 @@ def stop_execution(
     return _summary(loaded)
 
 
-@router.post("/executions/{execution}/reset", tags=["actions"], summary="Reset an execution", status_code=201)
+@router.post(
+    "/executions/{execution}/reset",
+    tags=["actions"],
+    summary="Reset an execution",
+    status_code=201,
+    response_model=models.ActionResult,
+    response_model_exclude_unset=True,
+)
 def reset_execution(
     execution: ExecutionId, body: ResetRequest, runtime: RuntimeDep, who: Operator
 ) -> dict[str, Any]:
@@ -313,13 +430,53 @@ def reset_execution(
     return {**_summary(loaded), "resetFrom": {"execution": execution, "event": body.to_event}}
 
 
-@router.post("/executions/{execution}/redrive", tags=["actions"], summary="Redrive an execution")
+@router.post(
+    "/executions/{execution}/redrive",
+    tags=["actions"],
+    summary="Redrive an execution",
+    response_model=models.ActionResult,
+    response_model_exclude_unset=True,
+)
 def redrive_execution(execution: ExecutionId, runtime: RuntimeDep, who: Operator) -> dict[str, Any]:
     """Re-run a failed, timed-out or aborted execution from the states that did not succeed (operators)."""
     _expect_status(runtime, execution, ("FAILED", "TIMED_OUT", "ABORTED"), "redriven")
     loaded = runtime.executions.redrive(execution, by=who.owner)
     log.info("api.redriven", execution=execution, by=who.owner)
     return _summary(loaded)
+
+
+# ---------------------------------------------------------------------- tokens
+@router.get("/tokens", tags=["tokens"], summary="List API tokens", response_model=models.TokensList)
+def list_tokens(tokens: TokensDep, _: Admin) -> dict[str, Any]:
+    """Every token (never its secret), revoked and expired ones included (admins)."""
+    return {"tokens": [t.to_json() for t in tokens.list()]}
+
+
+@router.post(
+    "/tokens",
+    tags=["tokens"],
+    summary="Create an API token",
+    status_code=201,
+    response_model=models.CreatedToken,
+)
+def create_token(body: TokenRequest, tokens: TokensDep, who: Admin) -> dict[str, Any]:
+    """A new token (admins): the answer holds the token itself, shown this once; only its hash is stored."""
+    expiry = parse_duration(body.expires_in, where="expiresIn") if body.expires_in is not None else None
+    token, info = tokens.create(body.role.value, body.owner, by=who.owner, expires_in=expiry)
+    log.info("api.token_created", token_id=info.id, role=info.role, by=who.owner)
+    return {**info.to_json(), "token": token}
+
+
+@router.delete(
+    "/tokens/{token_id}", tags=["tokens"], summary="Revoke an API token", response_model=models.TokenModel
+)
+def revoke_token(token_id: TokenId, tokens: TokensDep, who: Admin) -> dict[str, Any]:
+    """Revoke a token (admins): it stops working at once. Revoking a revoked token changes nothing."""
+    if token_id not in {t.id for t in tokens.list()}:
+        raise NotFound(f"unknown token id {token_id!r}")
+    info = tokens.revoke(token_id, by=who.owner)
+    log.info("api.token_revoked", token_id=token_id, by=who.owner)
+    return info.to_json()
 
 
 # ---------------------------------------------------------------------- helpers

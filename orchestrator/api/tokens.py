@@ -8,7 +8,12 @@ password hash would add nothing. Checking a token is a fold of that small stream
 grows) and a constant-time comparison of digests.
 
 Roles are ordered: a ``viewer`` reads, an ``operator`` also starts, stops, resets and redrives
-executions, an ``admin`` also publishes versions and moves aliases.
+executions, an ``admin`` also publishes versions, moves aliases and manages tokens.
+
+A token may expire: ``create(..., expires_in=...)`` records ``expiresAt`` in its ``ApiTokenCreated``
+event, and from then on :meth:`Tokens.authenticate` refuses it like a revoked one. Durations are
+written ``90s``, ``30m``, ``12h``, ``30d`` or ``2w`` (:func:`parse_duration`, a one-line grammar that
+does not justify a dependency).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import re
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -36,6 +42,20 @@ REVOKED = "ApiTokenRevoked"
 ROLES = ("viewer", "operator", "admin")
 _TOKEN = re.compile(r"^orch_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 _OWNER = re.compile(r"^[^\x00-\x1f\x7f]{1,120}$")
+_DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_EXPIRY = timedelta(days=3650)
+
+
+def parse_duration(text: str, *, where: str = "--expires-in") -> timedelta:
+    """``90s``, ``30m``, ``12h``, ``30d`` or ``2w`` as a timedelta (at most ten years)."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise UsageError(f"invalid {where} {text!r}: a number and a unit, like 90s, 30m, 12h, 30d or 2w")
+    duration = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    if duration > MAX_EXPIRY:
+        raise UsageError(f"invalid {where} {text!r}: at most 3650d")
+    return duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +82,11 @@ class TokenInfo:
     created_by: str
     revoked_at: str | None = None
     revoked_by: str | None = None
+    expires_at: str | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the token has expired at ``now``."""
+        return self.expires_at is not None and _parse(self.expires_at) <= now
 
     def to_json(self) -> dict[str, Any]:
         """Camel-cased JSON, as the API and ``tokens list --json`` print it."""
@@ -73,6 +98,7 @@ class TokenInfo:
             "createdBy": self.created_by,
             "revokedAt": self.revoked_at,
             "revokedBy": self.revoked_by,
+            "expiresAt": self.expires_at,
         }
 
 
@@ -86,14 +112,20 @@ class _State:
 class Tokens:
     """Create, list, revoke and check API tokens on ``store``."""
 
-    def __init__(self, store: EventStore) -> None:
-        """Tokens on ``store`` (the ``api-tokens`` stream)."""
+    def __init__(self, store: EventStore, *, clock: Callable[[], datetime] | None = None) -> None:
+        """Tokens on ``store`` (the ``api-tokens`` stream); ``clock`` tells the time for expiry."""
         self.store = store
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._state = _State(0, {}, {})
 
-    def create(self, role: str, owner: str, *, by: str = "") -> tuple[str, TokenInfo]:
-        """A new token for ``owner`` with ``role``: returns the token text (show it once) and its info."""
+    def create(
+        self, role: str, owner: str, *, by: str = "", expires_in: timedelta | None = None
+    ) -> tuple[str, TokenInfo]:
+        """A new token for ``owner`` with ``role``: returns the token text (show it once) and its info.
+
+        With ``expires_in`` the token stops working that long from now.
+        """
         if role not in ROLES:
             raise UsageError(f"invalid role {role!r}: one of {', '.join(ROLES)}")
         owner = owner.strip()
@@ -102,6 +134,10 @@ class Tokens:
         token_id = secrets.token_hex(6)
         token = f"orch_{token_id}_{secrets.token_urlsafe(32)}"
         data = {"id": token_id, "role": role, "owner": owner, "sha256": _digest(token), "by": by}
+        if expires_in is not None:
+            if expires_in <= timedelta(0) or expires_in > MAX_EXPIRY:
+                raise UsageError("invalid expiry: more than 0 seconds and at most 3650 days")
+            data["expiresAt"] = _iso(self.clock() + expires_in)
         for _ in range(10):
             version = self.store.stream_version(STREAM)
             try:
@@ -146,6 +182,8 @@ class Tokens:
         info = state.infos.get(token_id)
         if expected is None or info is None or info.revoked_at is not None:
             return None
+        if info.expired(self.clock()):
+            return None
         if not hmac.compare_digest(expected, _digest(token.strip())):
             return None
         return Principal(token_id, info.owner, info.role)
@@ -164,12 +202,24 @@ class Tokens:
                 if record.type == CREATED:
                     digests[data["id"]] = str(data["sha256"])
                     infos[data["id"]] = TokenInfo(
-                        data["id"], str(data["owner"]), str(data["role"]), at, str(data.get("by", ""))
+                        data["id"],
+                        str(data["owner"]),
+                        str(data["role"]),
+                        at,
+                        str(data.get("by", "")),
+                        expires_at=data.get("expiresAt"),
                     )
                 elif record.type == REVOKED and data["id"] in infos:
                     old = infos[data["id"]]
                     infos[data["id"]] = TokenInfo(
-                        old.id, old.owner, old.role, old.created_at, old.created_by, at, str(data.get("by"))
+                        old.id,
+                        old.owner,
+                        old.role,
+                        old.created_at,
+                        old.created_by,
+                        at,
+                        str(data.get("by")),
+                        old.expires_at,
                     )
             self._state = _State(len(records), digests, infos)
             return self._state
@@ -177,6 +227,10 @@ class Tokens:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _iso(moment: datetime) -> str:

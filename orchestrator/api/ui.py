@@ -3,32 +3,43 @@
 * ``/executions``: the list (status, state machine, version, started by, approved by, start time,
   duration), filtered by status and state machine, refreshing itself;
 * ``/executions/{id}``: the state-machine graph colored by what happened to each state (click or press
-  Enter on a state for its input, output, error and attempts), the history, the lineage, and live
-  updates while it runs (server-sent events from ``/executions/{id}/events``);
+  Enter on a state for its input, output, error and attempts), the history (filtered by event type
+  and a text search), the lineage, and live updates while it runs (server-sent events from
+  ``/executions/{id}/events``);
 * ``/state-machines/{name}``: versions (who published them, from which revision), aliases and their
   history, and a diff between two versions.
 
-Pages need a token like the API: the login form stores it in an HttpOnly, SameSite=Strict cookie.
-Responses carry a Content-Security-Policy that only allows the app's own scripts and styles.
+Operators and admins also see the buttons of the actions they may take (stop, redrive, reset; move or
+roll back an alias): those forms post to :mod:`orchestrator.api.actions`, which asks for confirmation
+first. Pages need a token like the API: the login form stores it in an HttpOnly, SameSite=Strict
+cookie. Responses carry a Content-Security-Policy that only allows the app's own scripts and styles.
+
+The live stream waits for new events through the app's :class:`~orchestrator.api.live.LiveHub` (one
+thread on :meth:`EventStore.wait_for_events`: PostgreSQL LISTEN/NOTIFY; SQLite woken by this process's
+appends, polling for others'), a slice at a time, so that a closed connection ends it within a slice.
+No stream holds a thread while it waits, so a shutdown never waits for one: uvicorn cancels the open
+responses after its graceful-shutdown timeout (``serve`` sets 5 s) and the cancellation is immediate;
+the app's lifespan then closes the hub.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api import graph, outcomes, reads
-from orchestrator.api.app import runtime_of
-from orchestrator.api.auth import COOKIE, PageViewer, Viewer, tokens_of
+from orchestrator.api.app import live_hub_of, runtime_of
+from orchestrator.api.auth import COOKIE, PageSession, Session, Viewer, tokens_of
 from orchestrator.api.errors import NotFound
 from orchestrator.engine.events import iso
 from orchestrator.executions.service import TERMINAL, Loaded
@@ -40,15 +51,24 @@ templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 PAGE_SIZE = 100
 HISTORY_PAGE = 500
-POLL_SECONDS = 0.5
+WAIT_SLICE_SECONDS = 2.0  # one wait for new events: a client gone is noticed within it
+MIN_UPDATE_SECONDS = 0.1  # updates of one stream are at least this far apart (a busy store coalesces)
 KEEPALIVE_SECONDS = 15.0
+NOTICES = {
+    "stopped": "Execution stopped.",
+    "redriven": "Execution redriven: the states that did not succeed run again.",
+    "reset": "This execution was started by a reset.",
+    "alias-moved": "Alias moved.",
+    "alias-rolled-back": "Alias rolled back.",
+}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    """Render template ``name`` with the security headers of every page."""
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -82,7 +102,7 @@ templates.env.filters["duration"] = _fmt_duration
 @router.get("/login")
 def login_form(request: Request, next: str = "/executions") -> HTMLResponse:
     """The form that takes an API token."""
-    return _render(request, "login.html", {"next": _safe_next(next), "error": None})
+    return render(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
 @router.post("/login")
@@ -94,7 +114,7 @@ async def login(request: Request) -> Response:
     principal = tokens_of(request).authenticate(token) if token else None
     if principal is None:
         context = {"next": target, "error": "That token is not valid (unknown, revoked or mistyped)."}
-        return _render(request, "login.html", context, status_code=401)
+        return render(request, "login.html", context, status_code=401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
@@ -135,7 +155,7 @@ def executions_page(
     request: Request,
     *,
     runtime: RuntimeDep,
-    who: PageViewer,
+    session: PageSession,
     state_machine: Annotated[str, Query(alias="stateMachine", max_length=80)] = "",
     status: Annotated[str, Query(max_length=20)] = "",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -152,7 +172,7 @@ def executions_page(
     )
     filters = {k: v for k, v in (("stateMachine", state_machine), ("status", status)) if v}
     context = {
-        "who": who,
+        **_who(session),
         "page": listing,
         "number": page,
         "filters": filters,
@@ -165,34 +185,75 @@ def executions_page(
         if listing.next_offset is not None
         else None,
     }
-    return _render(request, "executions_table.html" if fragment else "executions.html", context)
+    return render(request, "executions_table.html" if fragment else "executions.html", context)
+
+
+def _who(session: Session) -> dict[str, Any]:
+    return {"who": session.principal, "session": session}
 
 
 @router.get("/executions/{execution}")
 def execution_page(
     request: Request,
     execution: str,
+    *,
     runtime: RuntimeDep,
-    who: PageViewer,
+    session: PageSession,
     page: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    event_type: Annotated[str, Query(alias="type", max_length=80)] = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    notice: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
-    """One execution: graph, state details, lineage, history."""
+    """One execution: graph, state details, lineage, history (filtered by ``type`` and text ``q``)."""
     loaded = runtime.executions.load(execution)
     view = _execution_view(runtime, loaded)
-    total = len(loaded.history)
-    pages = max(1, -(-total // HISTORY_PAGE))
-    number = min(page or pages, pages) if page else 1
+    types = sorted({e.type for e in loaded.history})
+    event_type = event_type if event_type in types else ""
+    q = q.strip()
+    filtering = bool(event_type or q)
+    events = _filtered(loaded.history, event_type, q) if filtering else loaded.history
+    pages = max(1, -(-len(events) // HISTORY_PAGE))
+    number = min(page, pages) if page else 1
     start = (number - 1) * HISTORY_PAGE
+    filters = {k: v for k, v in (("type", event_type), ("q", q)) if v}
     context = {
-        "who": who,
+        **_who(session),
         **view,
-        "events": [_event_row(e) for e in loaded.history[start : start + HISTORY_PAGE]],
+        "events": [_event_row(e) for e in events[start : start + HISTORY_PAGE]],
+        "event_types": types,
+        "history_filters": filters,
+        "history_type": event_type,
+        "history_q": q,
+        "history_matches": len(events),
         "history_page": number,
         "history_pages": pages,
-        "history_live": number == pages,
+        "history_page_urls": {
+            p: f"?{urlencode({**filters, 'page': p})}#history-title" for p in range(1, pages + 1)
+        },
+        "history_live": number == pages and not filtering,
         "layout": graph.layout(view["definition"]),
+        "notice": NOTICES.get(notice),
+        "can_stop": loaded.status == "RUNNING",
+        "can_redrive": loaded.status in ("FAILED", "TIMED_OUT", "ABORTED"),
     }
-    return _render(request, "execution.html", context)
+    return render(request, "execution.html", context)
+
+
+def _filtered(history: list[Any], event_type: str, q: str) -> list[Any]:
+    """The events of ``event_type`` (any if empty) whose id, type, thread or details (the state's name
+    among them) contain ``q``, case-insensitively."""
+    needle = q.casefold()
+    out = []
+    for event in history:
+        if event_type and event.type != event_type:
+            continue
+        if needle:
+            details = json.dumps(event.details, ensure_ascii=False)
+            text = f"{event.id} {event.type} {event.scope or ''} {details}"
+            if needle not in text.casefold():
+                continue
+        out.append(event)
+    return out
 
 
 def _execution_view(runtime: Runtime, loaded: Loaded) -> dict[str, Any]:
@@ -251,25 +312,28 @@ async def execution_events(
 ) -> StreamingResponse:
     """Server-sent events: an ``update`` whenever the execution has new events, ``end`` once it ended."""
     await run_in_threadpool(runtime.executions.load, execution)  # 404 before the stream starts
+    hub = live_hub_of(request)
+    store = runtime.store
 
     async def stream() -> AsyncIterator[str]:
         seen = after
-        quiet = 0.0
+        last_sent = time.monotonic()
         yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
+        while not hub.closed and not await request.is_disconnected():
+            position = await run_in_threadpool(store.last_position)  # before loading: nothing is missed
             loaded = await run_in_threadpool(runtime.executions.load, execution)
             if len(loaded.history) > seen:
                 update = await run_in_threadpool(_update, runtime, loaded, seen)
                 seen = len(loaded.history)
-                quiet = 0.0
+                last_sent = time.monotonic()
                 yield f"event: update\ndata: {json.dumps(update, ensure_ascii=False)}\n\n"
             if loaded.status in TERMINAL:
                 yield "event: end\ndata: {}\n\n"
                 return
-            await asyncio.sleep(POLL_SECONDS)
-            quiet += POLL_SECONDS
-            if quiet >= KEEPALIVE_SECONDS:
-                quiet = 0.0
+            if await hub.wait(position, WAIT_SLICE_SECONDS):
+                await anyio.sleep(MIN_UPDATE_SECONDS)  # coalesce a burst of appends into one update
+            elif time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                last_sent = time.monotonic()
                 yield ": keep-alive\n\n"
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -294,9 +358,10 @@ def _update(runtime: Runtime, loaded: Loaded, seen: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- state machines
 @router.get("/state-machines")
-def state_machines_page(request: Request, runtime: RuntimeDep, who: PageViewer) -> HTMLResponse:
+def state_machines_page(request: Request, runtime: RuntimeDep, session: PageSession) -> HTMLResponse:
     """Every state machine."""
-    return _render(request, "state_machines.html", {"who": who, "machines": reads.state_machines(runtime)})
+    context = {**_who(session), "machines": reads.state_machines(runtime)}
+    return render(request, "state_machines.html", context)
 
 
 @router.get("/state-machines/{name}")
@@ -305,9 +370,10 @@ def state_machine_page(
     name: str,
     *,
     runtime: RuntimeDep,
-    who: PageViewer,
+    session: PageSession,
     from_: Annotated[int | None, Query(alias="from", ge=1, le=1_000_000)] = None,
     to: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    notice: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
     """Versions, aliases and their history, and a diff between two versions."""
     machine = runtime.registry.get(name)
@@ -317,7 +383,13 @@ def state_machine_page(
     a, b = machine.version(from_), machine.version(to)
     changes = diff(a.definition, b.definition) if a is not None and b is not None else []
     context = {
-        "who": who,
+        **_who(session),
+        "notice": NOTICES.get(notice),
+        "rollback_to": {
+            a.name: [r.to_json() for r in a.history[-2]]
+            for a in machine.aliases.values()
+            if len(a.history) > 1
+        },
         "machine": reads.state_machine_json(machine),
         "definitions": {v.version: json.dumps(v.definition, indent=2) for v in machine.versions},
         "from_": from_,
@@ -328,7 +400,7 @@ def state_machine_page(
         ],
         "revision_urls": {v.version: reads.revision_url(runtime, v.revision) for v in machine.versions},
     }
-    return _render(request, "state_machine.html", context)
+    return render(request, "state_machine.html", context)
 
 
 def _short(change: dict[str, Any], key: str) -> str | None:

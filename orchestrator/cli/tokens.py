@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 
 import click
 
-from orchestrator.api.tokens import ROLES, Tokens
+from orchestrator.api.tokens import ROLES, Tokens, parse_duration
 from orchestrator.cli.durable import database_option, services
 
 
@@ -30,14 +31,23 @@ def tokens_group() -> None:
     "--role", required=True, type=click.Choice(ROLES), help="viewer reads; operator acts; admin publishes."
 )
 @click.option("--owner", required=True, help="Who the token is for: recorded with every action it takes.")
-@click.option("--json", "as_json", is_flag=True, help="Print {id, role, owner, token} as JSON.")
+@click.option("--expires-in", default=None, help="Stop working after this long: 90s, 30m, 12h, 30d, 2w.")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, role, owner, token, expiresAt} as JSON.")
 @database_option
-def create_command(role: str, owner: str, as_json: bool, database_url: str) -> None:
+def create_command(role: str, owner: str, expires_in: str | None, as_json: bool, database_url: str) -> None:
     """Create a token and print it once; store only its hash."""
+    expiry = parse_duration(expires_in) if expires_in is not None else None
     with services(database_url) as runtime:
-        token, info = Tokens(runtime.store).create(role, owner, by=_actor())
+        token, info = Tokens(runtime.store).create(role, owner, by=_actor(), expires_in=expiry)
     if as_json:
-        click.echo(json.dumps({"id": info.id, "role": info.role, "owner": info.owner, "token": token}))
+        out = {
+            "id": info.id,
+            "role": info.role,
+            "owner": info.owner,
+            "token": token,
+            "expiresAt": info.expires_at,
+        }
+        click.echo(json.dumps(out))
     else:
         click.echo(token)
         click.echo(
@@ -61,6 +71,8 @@ def list_command(as_json: bool, database_url: str) -> None:
     click.echo(f"{'ID':12}  {'ROLE':8}  {'OWNER':20}  {'CREATED':20}  STATUS")
     for i in infos:
         status = f"revoked {i.revoked_at} by {i.revoked_by}" if i.revoked_at else "active"
+        if not i.revoked_at and i.expires_at:
+            status = f"{'expired' if i.expired(datetime.now(UTC)) else 'expires'} {i.expires_at}"
         click.echo(f"{i.id:12}  {i.role:8}  {i.owner[:20]:20}  {i.created_at:20}  {status}")
 
 

@@ -233,6 +233,8 @@ ENDPOINTS = [
     ("post", "/api/state-machines/uncaught/versions", {"definition": UNCAUGHT}, "admin"),
     ("put", "/api/state-machines/uncaught/aliases/prod", {"routing": [{"version": 1}]}, "admin"),
     ("post", "/api/state-machines/uncaught/aliases/prod/rollback", None, "admin"),
+    ("get", "/api/tokens", None, "admin"),
+    ("post", "/api/tokens", {"role": "viewer", "owner": "someone"}, "admin"),
 ]
 ROLES = ["viewer", "operator", "admin"]
 

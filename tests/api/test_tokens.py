@@ -1,4 +1,5 @@
-"""API tokens: created once, stored hashed, listed without secrets, revoked for good; and their CLI."""
+"""API tokens: created once, stored hashed, listed without secrets, revoked for good, expiring when asked;
+their CLI and their HTTP API (admins only)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator.api.app import create_app
-from orchestrator.api.tokens import STREAM, Tokens
+from orchestrator.api.tokens import STREAM, Tokens, parse_duration
 from orchestrator.errors import UsageError
 from orchestrator.store import EventStore
 
-from .helpers import make_runtime
+from .helpers import Api, make_runtime
 
 EXE = str(Path(sys.executable).with_name("orchestrator"))
 
@@ -36,7 +40,7 @@ def test_tokens_are_stored_hashed_and_revocable(database_url: str) -> None:
         assert principal is not None and (principal.owner, principal.role) == ("Ada Lovelace", "operator")
         assert principal.may("viewer") and principal.may("operator") and not principal.may("admin")
         stored = json.dumps([(r.data, r.metadata) for r in store.read_stream(STREAM)])
-        assert token not in stored and token.split("_")[2] not in stored
+        assert token not in stored and token.split("_", 2)[2] not in stored  # the secret may hold "_"
 
         # another process (a fresh Tokens over the same store) sees the same tokens
         assert Tokens(store).authenticate(token) == principal
@@ -109,3 +113,86 @@ def test_tokens_cli_create_list_revoke_and_use(sqlite_url: str) -> None:
     assert (
         unknown.returncode == 2 and "unknown token id" in unknown.stderr and "Traceback" not in unknown.stderr
     )
+
+
+def test_tokens_expire(sqlite_url: str) -> None:
+    store = EventStore.from_url(sqlite_url, auto_upgrade=True)
+    now = [datetime(2030, 1, 1, tzinfo=UTC)]
+    try:
+        tokens = Tokens(store, clock=lambda: now[0])
+        token, info = tokens.create("viewer", "temp", by="root", expires_in=parse_duration("2h"))
+        assert info.expires_at == "2030-01-01T02:00:00Z"
+        lasting, _ = tokens.create("viewer", "lasting")
+        now[0] += timedelta(hours=1, minutes=59)
+        assert tokens.authenticate(token) is not None
+        now[0] += timedelta(minutes=1)
+        assert tokens.authenticate(token) is None and tokens.authenticate(lasting) is not None
+        assert Tokens(store).list()[0].expires_at == "2030-01-01T02:00:00Z"  # another process sees it
+        assert [parse_duration(t).total_seconds() for t in ("90s", "30m", "1d", "2w")] == [
+            90,
+            1800,
+            86400,
+            1209600,
+        ]
+        for bad in ("", "10", "5y", "-1h", "0s", "3651d", "1.5h"):
+            with pytest.raises(UsageError, match="invalid --expires-in"):
+                parse_duration(bad)
+    finally:
+        store.close()
+
+
+def test_tokens_http_api_for_admins(api_on: Api) -> None:
+    api = api_on
+    assert api.get("/api/tokens", role="operator").status_code == 403
+    assert api.post("/api/tokens", role="operator", json={"role": "viewer", "owner": "x"}).status_code == 403
+    listed = api.get("/api/tokens", role="admin").json()["tokens"]
+    assert sorted(t["owner"] for t in listed) == ["admin-owner", "operator-owner", "viewer-owner"]
+    assert all("token" not in t and "sha256" not in t for t in listed)
+
+    created = api.post(
+        "/api/tokens", role="admin", json={"role": "operator", "owner": "Grace", "expiresIn": "30d"}
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["role"], body["owner"], body["createdBy"]) == ("operator", "Grace", "admin-owner")
+    assert body["token"].startswith(f"orch_{body['id']}_") and body["expiresAt"] is not None
+    grace = {"Authorization": f"Bearer {body['token']}"}
+    assert api.client.get("/api/executions", headers=grace).status_code == 200
+    assert body["token"] not in api.get("/api/tokens", role="admin").text
+
+    revoked = api.client.delete(f"/api/tokens/{body['id']}", headers=api.headers("admin"))
+    assert revoked.status_code == 200 and revoked.json()["revokedBy"] == "admin-owner"
+    assert api.client.get("/api/executions", headers=grace).status_code == 401
+    assert api.client.delete(f"/api/tokens/{body['id']}", headers=api.headers("operator")).status_code == 403
+    assert api.client.delete("/api/tokens/0123456789ab", headers=api.headers("admin")).status_code == 404
+    assert api.client.delete("/api/tokens/nope", headers=api.headers("admin")).status_code == 422
+
+    bad_expiry = api.post(
+        "/api/tokens", role="admin", json={"role": "viewer", "owner": "x", "expiresIn": "soon"}
+    )
+    assert bad_expiry.status_code == 400 and "expiresIn" in bad_expiry.json()["detail"]
+    assert api.post("/api/tokens", role="admin", json={"role": "root", "owner": "x"}).status_code == 422
+    assert api.post("/api/tokens", role="admin", json={"role": "viewer", "owner": "a\nb"}).status_code == 400
+
+    short = api.post(
+        "/api/tokens", role="admin", json={"role": "viewer", "owner": "brief", "expiresIn": "1s"}
+    )
+    brief = {"Authorization": f"Bearer {short.json()['token']}"}
+    deadline = time.monotonic() + 60
+    while api.client.get("/api/executions", headers=brief).status_code == 200:
+        assert time.monotonic() < deadline, "a token that expires in 1 s still worked after a minute"
+        time.sleep(0.2)
+    assert api.client.get("/api/executions", headers=brief).status_code == 401
+
+
+def test_tokens_cli_expires_in(sqlite_url: str) -> None:
+    created = run(
+        sqlite_url, "tokens", "create", "--role", "viewer", "--owner", "temp", "--expires-in", "12h", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["expiresAt"] is not None
+    listed = run(sqlite_url, "tokens", "list")
+    assert "expires 20" in listed.stdout
+    bad = run(sqlite_url, "tokens", "create", "--role", "viewer", "--owner", "x", "--expires-in", "forever")
+    assert bad.returncode == 2 and "invalid --expires-in" in bad.stderr and "Traceback" not in bad.stderr
+    assert json.loads(run(sqlite_url, "tokens", "list", "--json").stdout)[0]["owner"] == "temp"

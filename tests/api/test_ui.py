@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from typing import Any
 
 import httpx
+import uvicorn
 
 from .helpers import RELEASE, SLOW, Api, publish, serving, start
 
@@ -131,7 +133,9 @@ def test_state_machine_page_versions_aliases_diff(api: Api) -> None:
     assert 'href="/state-machines/release"' in listing and "prod" in listing
 
 
-def test_live_updates_stream_until_the_execution_ends(api: Api) -> None:
+def test_live_updates_stream_until_the_execution_ends(api_on: Api) -> None:
+    """On PostgreSQL the stream waits with LISTEN/NOTIFY, on SQLite it is woken by this process's append."""
+    api = api_on
     publish(api, "slow", SLOW)
     execution = start(api, "slow", name="live")
     api.runtime.executions.run_until_settled(execution, timeout=0.5)
@@ -162,3 +166,48 @@ def test_live_updates_stream_until_the_execution_ends(api: Api) -> None:
     assert [e["type"] for e in update["newEvents"]][-1] == "ExecutionAborted"
     assert all(e["id"] > seen for e in update["newEvents"])
     assert update["states"]["Pause"]["status"] == "failed"
+
+
+def test_a_live_stream_does_not_hold_up_a_shutdown(api: Api) -> None:
+    publish(api, "slow", SLOW)
+    execution = start(api, "slow", name="forever")
+    config = uvicorn.Config(
+        api.client.app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    lines: list[str] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        url = f"http://127.0.0.1:{port}/executions/{execution}/events"
+        try:
+            with httpx.stream("GET", url, headers=api.headers("viewer"), timeout=120) as stream:
+                for line in stream.iter_lines():
+                    lines.append(line)
+                    opened.set()
+        except httpx.HTTPError:
+            pass  # the server went away: that is the point
+        finally:
+            opened.set()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(60) and lines and lines[0] == "retry: 2000"
+    server.should_exit = True
+    thread.join(timeout=90)
+    listener.join(timeout=90)
+    assert not thread.is_alive(), "the server did not shut down while a stream was open"
+    assert not listener.is_alive()
+    assert "event: end" not in lines  # the execution is still running: the stream was cut, not finished

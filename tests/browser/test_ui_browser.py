@@ -8,6 +8,7 @@ a real ``orchestrator serve`` process serves it. Screenshots go to ``test-artifa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ import pytest
 from api.helpers import RELEASE, SLOW, UNCAUGHT, make_runtime
 
 from orchestrator.api.tokens import Tokens
+from orchestrator.executions import codec
+from orchestrator.registry.model import stream_id
+from orchestrator.store import EventStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +47,10 @@ def _chromium_or_skip() -> None:
 @dataclass
 class Site:
     base: str
+    url: str
     viewer: str
     operator: str
+    admin: str
 
 
 def _free_port() -> int:
@@ -71,9 +78,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             loaded, _ = executions.start(reference, value, name=name, started_by="dave")
             executions.run_until_settled(loaded.id, timeout=60)
         executions.reset("uncaught:broken-1", 2, name="broken-1-retry", by="erin")
+        registry.publish("release", {**RELEASE, "Comment": "v2"}, published_by="alice", revision="D44")
+        registry.set_alias("release", "prod", [(2, None)], by="alice")
         tokens = Tokens(runtime.store)
         viewer, _ = tokens.create("viewer", "vic")
         operator, _ = tokens.create("operator", "olga")
+        admin, _ = tokens.create("admin", "ada")
     finally:
         runtime.store.close()
     port = _free_port()
@@ -91,7 +101,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 pass
             assert time.monotonic() < deadline, "orchestrator serve did not come up"
             time.sleep(0.2)
-        yield Site(base, viewer, operator)
+        yield Site(base, url, viewer, operator, admin)
     finally:
         server.terminate()
         try:
@@ -113,20 +123,26 @@ def browser(site: Site) -> Iterator[object]:
             chromium.close()
 
 
-@pytest.fixture
-def page(browser: object, site: Site) -> Iterator[object]:
+@contextmanager
+def logged_in(browser: object, site: Site, token: str) -> Iterator[object]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(f"{site.base}/executions")
-    page.fill("#token", site.viewer)
+    page.fill("#token", token)
     page.click("form[action='/login'] button[type=submit]")
     page.wait_for_url(re.compile(r".*/executions$"))
     try:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser: object, site: Site) -> Iterator[object]:
+    with logged_in(browser, site, site.viewer) as page:
+        yield page
 
 
 def test_list_to_execution_to_failed_state_error(page: object, site: Site) -> None:
@@ -136,6 +152,7 @@ def test_list_to_execution_to_failed_state_error(page: object, site: Site) -> No
     assert "FAILED" in row.inner_text() and "dave" in row.inner_text() and "carol" in row.inner_text()
     row.get_by_role("link", name="broken-1", exact=True).click()
     p.wait_for_url(re.compile(r".*/executions/uncaught(:|%3A)broken-1$"))  # type: ignore[attr-defined]
+    assert p.locator("#actions").count() == 0 and p.locator(".reset-here").count() == 0  # type: ignore[attr-defined]
     failed = p.locator('g.state.s-failed[data-key="Deploy"]')  # type: ignore[attr-defined]
     failed.click()
     error = p.locator("#d-error")  # type: ignore[attr-defined]
@@ -228,7 +245,7 @@ def test_narrow_dark_screen(browser: object, site: Site) -> None:
     try:
         p = context.new_page()
         p.goto(f"{site.base}/login?next=/executions/release:caught-1")
-        p.fill("#token", site.viewer)
+        p.fill("#token", site.admin)  # an admin sees every action form: they must fit too
         p.keyboard.press("Enter")
         p.wait_for_url(f"{site.base}/executions/release:caught-1")
         overflow = p.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -236,8 +253,106 @@ def test_narrow_dark_screen(browser: object, site: Site) -> None:
         background = p.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background != "rgb(247, 248, 250)"  # the dark palette, not the light one
         p.screenshot(path=str(ARTIFACTS / "execution-narrow-dark.png"), full_page=True)
+        assert p.locator("#redrive-button").count() == 1
         p.goto(f"{site.base}/executions")
         assert p.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
         p.screenshot(path=str(ARTIFACTS / "executions-narrow-dark.png"), full_page=True)
+        p.goto(f"{site.base}/state-machines/release")
+        assert p.locator(".alias-actions").count() >= 1
+        assert p.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+        p.screenshot(path=str(ARTIFACTS / "state-machine-narrow-dark.png"), full_page=True)
     finally:
         context.close()
+
+
+def _recorded(site: Site, stream: str) -> list[tuple[str, object]]:
+    store = EventStore.from_url(site.url)
+    try:
+        return [(r.type, r.metadata.get("by") or r.data.get("by")) for r in store.read_stream(stream)]
+    finally:
+        store.close()
+
+
+def test_operator_stops_and_redrives_with_confirmation(browser: object, site: Site) -> None:
+    started = httpx.post(
+        f"{site.base}/api/executions",
+        json={"stateMachine": "slow", "name": "act-1"},
+        headers={"Authorization": f"Bearer {site.operator}"},
+        timeout=30,
+    )
+    assert started.status_code == 201, started.text
+    with logged_in(browser, site, site.operator) as p:
+        p.goto(f"{site.base}/executions/slow:act-1")  # type: ignore[attr-defined]
+        assert p.locator("#exec-status").inner_text() == "RUNNING"  # type: ignore[attr-defined]
+        p.fill("#stop-form input[name=error]", "Ops.Maintenance")  # type: ignore[attr-defined]
+        p.fill("#stop-form input[name=cause]", "disk swap")  # type: ignore[attr-defined]
+        p.click("#stop-button")  # type: ignore[attr-defined]
+        p.locator("#confirm-title", has_text="Stop slow:act-1?").wait_for()  # type: ignore[attr-defined]
+        assert "Ops.Maintenance" in p.locator(".confirm").inner_text()  # type: ignore[attr-defined]
+        assert "olga" in p.locator(".confirm").inner_text()  # type: ignore[attr-defined]
+        p.screenshot(path=str(ARTIFACTS / "confirm-stop.png"), full_page=True)  # type: ignore[attr-defined]
+        assert ("ExecutionAborted", "olga") not in _recorded(site, codec.stream_of("slow:act-1"))
+        p.click("#confirm-button")  # type: ignore[attr-defined]
+        p.wait_for_url(re.compile(r".*/executions/slow(:|%3A)act-1\?notice=stopped$"))  # type: ignore[attr-defined]
+        assert p.locator("#exec-status").inner_text() == "ABORTED"  # type: ignore[attr-defined]
+        assert "Ops.Maintenance" in p.locator("#exec-error").inner_text()  # type: ignore[attr-defined]
+        assert p.locator("#notice").inner_text() == "Execution stopped."  # type: ignore[attr-defined]
+        assert p.locator("#stop-form").count() == 0  # type: ignore[attr-defined]
+
+        p.click("#redrive-button")  # type: ignore[attr-defined]
+        p.locator("#confirm-title", has_text="Redrive slow:act-1?").wait_for()  # type: ignore[attr-defined]
+        p.click("#confirm-button")  # type: ignore[attr-defined]
+        p.wait_for_url(re.compile(r".*\?notice=redriven$"))  # type: ignore[attr-defined]
+        assert p.locator("#exec-status").inner_text() == "RUNNING"  # type: ignore[attr-defined]
+        p.locator("#history-body tr", has_text="ExecutionRedriven").wait_for()  # type: ignore[attr-defined]
+        p.screenshot(path=str(ARTIFACTS / "execution-redriven.png"), full_page=True)  # type: ignore[attr-defined]
+    recorded = _recorded(site, codec.stream_of("slow:act-1"))
+    assert ("ExecutionAborted", "olga") in recorded and ("ExecutionRedriven", "olga") in recorded
+
+
+def test_admin_rolls_an_alias_back(browser: object, site: Site) -> None:
+    with logged_in(browser, site, site.admin) as p:
+        p.goto(f"{site.base}/state-machines/release")  # type: ignore[attr-defined]
+        assert "prod → v2" in p.locator("#alias-prod").inner_text()  # type: ignore[attr-defined]
+        p.locator('.alias-actions[data-alias="prod"] .rollback-alias').click()  # type: ignore[attr-defined]
+        p.locator("#confirm-title", has_text="Roll back alias prod of release?").wait_for()  # type: ignore[attr-defined]
+        facts = p.locator(".confirm .kv").inner_text()  # type: ignore[attr-defined]
+        assert re.search(r"Now\s+v2", facts) and re.search(r"After\s+v1", facts), facts
+        p.screenshot(path=str(ARTIFACTS / "confirm-rollback.png"), full_page=True)  # type: ignore[attr-defined]
+        p.click("#confirm-button")  # type: ignore[attr-defined]
+        p.wait_for_url(re.compile(r".*/state-machines/release\?notice=alias-rolled-back#alias-prod$"))  # type: ignore[attr-defined]
+        assert "prod → v1" in p.locator("#alias-prod").inner_text()  # type: ignore[attr-defined]
+        newest = p.locator(".alias-history tbody tr").first.inner_text()  # type: ignore[attr-defined]
+        assert "rolled back" in newest and "ada" in newest
+    assert _recorded(site, stream_id("release"))[-1] == ("AliasRolledBack", "ada")
+    with logged_in(browser, site, site.operator) as p:
+        p.goto(f"{site.base}/state-machines/release")  # type: ignore[attr-defined]
+        assert p.locator(".alias-actions").count() == 0  # operators do not move aliases  # type: ignore[attr-defined]
+
+
+def test_history_filter_by_type_and_text(page: object, site: Site) -> None:
+    p = page
+    p.goto(f"{site.base}/executions/release:caught-1")  # type: ignore[attr-defined]
+    everything = p.locator("#history-body tr").count()  # type: ignore[attr-defined]
+    p.select_option("#history-type", "TaskFailed")  # type: ignore[attr-defined]
+    p.click("#history-filter button[type=submit]")  # type: ignore[attr-defined]
+    p.wait_for_url(re.compile(r".*type=TaskFailed.*"))  # type: ignore[attr-defined]
+    types = p.eval_on_selector_all("#history-body tr", "rs => rs.map(r => r.cells[1].textContent)")  # type: ignore[attr-defined]
+    assert types == ["TaskFailed"], types
+    assert "1 of" in p.locator("#history-count").inner_text()  # type: ignore[attr-defined]
+    p.select_option("#history-type", "")  # type: ignore[attr-defined]
+    p.fill("#history-q", "DISK IS FULL")  # type: ignore[attr-defined]
+    p.press("#history-q", "Enter")  # type: ignore[attr-defined]
+    p.wait_for_url(re.compile(r".*q=DISK.*"))  # type: ignore[attr-defined]
+    shown = p.eval_on_selector_all("#history-body tr", "rs => rs.map(r => Number(r.cells[0].textContent))")  # type: ignore[attr-defined]
+    history = httpx.get(
+        f"{site.base}/api/executions/release:caught-1/history",
+        headers={"Authorization": f"Bearer {site.viewer}"},
+        timeout=30,
+    ).json()["events"]
+    expected = [e["id"] for e in history if "disk is full" in json.dumps(e).lower()]
+    assert shown == expected and 0 < len(shown) < everything, (shown, expected)
+    p.screenshot(path=str(ARTIFACTS / "history-filtered.png"), full_page=True)  # type: ignore[attr-defined]
+    p.click("#history-clear")  # type: ignore[attr-defined]
+    p.wait_for_url(re.compile(r".*/executions/release(:|%3A)caught-1#history-title$"))  # type: ignore[attr-defined]
+    assert p.locator("#history-body tr").count() == everything  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
 // orchestrator UI: auto-refresh of the executions list, state details and live updates of an execution.
+// Actions (stop, redrive, reset, aliases) are plain forms confirmed on a page of their own: no script.
 // Plain JavaScript, no dependencies; the pages work without it (minus refresh and details).
 "use strict";
 
@@ -25,6 +26,21 @@ function setupExecutionsList() {
 function pretty(text) {
   if (text === null || text === undefined || text === "") return "—";
   try { return JSON.stringify(JSON.parse(text), null, 2); } catch (err) { return String(text); }
+}
+
+// The "Reset here…" button of a history row added by a live update (the page renders the others).
+function resetCell(id) {
+  const td = document.createElement("td");
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.className = "link reset-here";
+  button.setAttribute("form", "reset-form");
+  button.name = "toEvent";
+  button.value = String(id);
+  button.setAttribute("aria-label", "Reset to after event " + id);
+  button.textContent = "Reset here…";
+  td.appendChild(button);
+  return td;
 }
 
 function setupExecution() {
@@ -110,6 +126,8 @@ function setupExecution() {
     recolor();
     if (selected) show(selected);
     const status = document.getElementById("exec-status");
+    const stopForm = document.getElementById("stop-form");
+    if (stopForm && update.status !== "RUNNING") stopForm.hidden = true;
     status.textContent = update.status;
     status.className = "badge st-" + update.status.toLowerCase();
     document.getElementById("exec-events").textContent = String(update.events);
@@ -142,6 +160,7 @@ function setupExecution() {
           if (i === 4) td.className = "detail";
           tr.appendChild(td);
         });
+        if (body.dataset.reset === "true") tr.appendChild(resetCell(e.id));
         body.appendChild(tr);
       }
     }
