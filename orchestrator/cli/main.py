@@ -10,7 +10,10 @@ from orchestrator.cli.asl import run_local_command, validate_command
 from orchestrator.cli.db import db
 from orchestrator.cli.durable import COMMANDS as DURABLE_COMMANDS
 from orchestrator.cli.durable import CONFIG_KEY
+from orchestrator.cli.networks import networks
 from orchestrator.cli.serve import serve_command
+from orchestrator.cli.tokens import tokens_group
+from orchestrator.cli.worker import COMMANDS as WORKER_COMMANDS
 from orchestrator.errors import UsageError
 from orchestrator.logs import configure_logging
 
@@ -37,6 +40,10 @@ cli.add_command(db)
 for _command in DURABLE_COMMANDS:
     cli.add_command(_command)
 cli.add_command(serve_command)
+cli.add_command(tokens_group)
+cli.add_command(networks)
+for _command in WORKER_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -27,7 +27,15 @@ from orchestrator.store.errors import (
     StoreUnavailable,
 )
 from orchestrator.store.migrate import upgrade
-from orchestrator.store.model import ClaimedWork, NewEvent, RecordedEvent, Snapshot, WorkItem
+from orchestrator.store.model import (
+    ClaimedWork,
+    NewEvent,
+    QueueDepth,
+    RecordedEvent,
+    Snapshot,
+    WorkerRecord,
+    WorkItem,
+)
 from orchestrator.store.store import EventStore
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "LeaseLost",
     "NewEvent",
     "PayloadTooLarge",
+    "QueueDepth",
     "RecordedEvent",
     "SchemaOutOfDate",
     "Snapshot",
@@ -48,5 +57,6 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "WorkItem",
+    "WorkerRecord",
     "upgrade",
 ]

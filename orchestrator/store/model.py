@@ -117,3 +117,34 @@ class ClaimedWork:
     run_at: datetime
     attempts: int
     lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """How many uncompleted work items one queue holds, by what they wait for."""
+
+    queue: str
+    ready: int
+    """Due and claimable now (never leased, or their lease expired)."""
+    scheduled: int
+    """Due later: timers, retry back-offs."""
+    leased: int
+    """Held by a worker under an unexpired lease."""
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A worker process as it last reported itself in the workers registry.
+
+    ``current`` lists the items it had in flight, each a JSON object (``work``, ``kind``,
+    ``execution``, ``state``, ``since``) as the worker wrote it.
+    """
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    current: tuple[dict[str, Any], ...]

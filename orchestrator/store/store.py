@@ -8,6 +8,7 @@ idempotent replay of an append that was already stored, and logging (never of pa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -27,7 +28,15 @@ from orchestrator.store.errors import (
     SchemaOutOfDate,
     StoreUnavailable,
 )
-from orchestrator.store.model import ClaimedWork, NewEvent, RecordedEvent, Snapshot, WorkItem
+from orchestrator.store.model import (
+    ClaimedWork,
+    NewEvent,
+    QueueDepth,
+    RecordedEvent,
+    Snapshot,
+    WorkerRecord,
+    WorkItem,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -292,6 +301,65 @@ class EventStore:
         """Give back ``worker_id``'s leases on ``work_ids``: the items are ready to claim again."""
         if work_ids:
             self._backend.release(worker_id, list(work_ids))
+
+    def next_due(self, queues: Sequence[str]) -> datetime | None:
+        """When the next uncompleted item of ``queues`` becomes claimable: its ``run_at``, or when its
+        lease expires if a worker holds it. None when the queues hold nothing uncompleted.
+
+        A worker with nothing to do sleeps until then (or until :meth:`wait_for_work` wakes it).
+        """
+        if not queues:
+            raise ValueError("next_due needs at least one queue")
+        return self._backend.next_due(list(queues))
+
+    def queue_depths(self, queues: Sequence[str], now: datetime | None = None) -> dict[str, QueueDepth]:
+        """Uncompleted items of each of ``queues`` (every one present, with zeros when empty): ready
+        now, scheduled later, leased by a worker; as of ``now`` (default: the clock)."""
+        moment = self._now() if now is None else utc(now, "now")
+        found = {depth.queue: depth for depth in self._backend.queue_depths(list(queues), moment)}
+        return {queue: found.get(queue, QueueDepth(queue, 0, 0, 0)) for queue in queues}
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for an item of ``queues`` to become claimable.
+
+        True when one may have (enqueued, or released by a worker) since this store's previous
+        call: the caller claims, and may find nothing (a wake is a hint, never a promise). The
+        first call answers True at once. False on timeout. Items that fall due later (timers) or
+        whose lease expires wake nobody: :meth:`next_due` says when to look. One thread at a time
+        (a worker's waker thread). PostgreSQL: LISTEN/NOTIFY on ``orchestrator_work``; SQLite:
+        woken by this process's writes, polling for other processes' inserts.
+        """
+        if not queues:
+            raise ValueError("wait_for_work needs at least one queue")
+        return self._backend.wait_for_work(list(queues), max(timeout, 0.0))
+
+    # -- workers registry --------------------------------------------------------------------------
+
+    def save_worker(self, worker: WorkerRecord) -> WorkerRecord:
+        """Insert or replace ``worker``'s registry row, its heartbeat stamped with the clock's time.
+
+        Returns the record as saved. Operational data, outside the event streams: rows are
+        replaced in place and removed when the worker stops (or by :meth:`prune_workers`).
+        """
+        saved = dataclasses.replace(worker, heartbeat_at=self._now())
+        self._backend.save_worker(saved)
+        return saved
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Delete ``worker_id``'s registry row (a worker stopping cleanly)."""
+        self._backend.remove_worker(worker_id)
+
+    def prune_workers(self, older_than: timedelta) -> None:
+        """Delete the rows of workers silent for longer than ``older_than`` (killed, machine lost)."""
+        self._backend.prune_workers(self._now() - older_than)
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every worker in the registry, oldest first (the silent ones too: compare ``heartbeat_at``)."""
+        return self._backend.workers()
+
+    def now(self) -> datetime:
+        """The store's clock: the time leases and heartbeats are stamped and checked with."""
+        return self._now()
 
     # -- time --------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.store import EventStore, SchemaOutOfDate, StoreUnavailable, upgrade
+from orchestrator.store import EventStore, SchemaOutOfDate, StoreUnavailable, migrate, upgrade
 
 from .conftest import pg_url_for
 from .helpers import event
@@ -69,7 +69,7 @@ def test_postgres_without_schema_is_out_of_date_and_left_untouched(
     database = fresh_pg_database()
     with pytest.raises(SchemaOutOfDate, match="orchestrator db upgrade") as raised:
         EventStore.from_url(pg_url_for(database))
-    assert (raised.value.current, raised.value.head) == (None, "0001")
+    assert (raised.value.current, raised.value.head) == (None, migrate.HEAD)
     with psycopg.connect(pg_admin.info.dsn.replace("dbname=test", f"dbname={database}")) as connection:
         tables = connection.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
     assert tables == (0,)

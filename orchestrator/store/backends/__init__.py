@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy.engine import Connection
 
-from orchestrator.store.model import ClaimedWork, RecordedEvent, Snapshot
+from orchestrator.store.model import ClaimedWork, QueueDepth, RecordedEvent, Snapshot, WorkerRecord
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,36 @@ class Backend(Protocol):
 
     def release(self, worker_id: str, work_ids: Sequence[str]) -> None:
         """Give back the leases ``worker_id`` holds among ``work_ids``; the items are claimable again."""
+        ...
+
+    def next_due(self, queues: Sequence[str]) -> datetime | None:
+        """When the next uncompleted item of ``queues`` becomes claimable (its ``run_at``, or the
+        expiry of its lease); None when there is none."""
+        ...
+
+    def queue_depths(self, queues: Sequence[str], now: datetime) -> list[QueueDepth]:
+        """Ready, scheduled and leased counts of the uncompleted items of each of ``queues`` that has any."""
+        ...
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+        """Block until an item of ``queues`` may have become claimable since the previous call, or
+        ``timeout`` passes (False). The first call returns True at once."""
+        ...
+
+    def save_worker(self, worker: WorkerRecord) -> None:
+        """Insert or replace the registry row of ``worker.id``."""
+        ...
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Delete the registry row of ``worker_id`` (none: nothing happens)."""
+        ...
+
+    def prune_workers(self, before: datetime) -> None:
+        """Delete the registry rows whose last heartbeat is older than ``before``."""
+        ...
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every registry row, oldest worker first."""
         ...
 
     def close(self) -> None:

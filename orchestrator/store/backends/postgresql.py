@@ -1,15 +1,20 @@
 """The PostgreSQL backend: many workers, one round trip per operation.
 
 Connections run in autocommit and every operation is one statement, so one transaction and one
-round trip. An append is a call of the ``orchestrator_append_v1`` database function (defined by the
+round trip. An append is a call of the ``orchestrator_append_v2`` database function (defined by the
 migrations), which takes the append lock, checks the stream version and the leases, inserts the
-events, work items and snapshot, and notifies listeners, all in that statement's transaction.
+events, work items and snapshot, and notifies listeners, all in that statement's transaction. It
+commits asynchronously, so the lock is not held while the commit waits for the disk; the backend
+then waits for durability with a second, synchronous round trip (``flush``) before it answers, and
+concurrent appenders share those fsyncs (see ``orchestrator_append_v2`` in migration 0002).
 
 Gap-free global order: the function holds a transaction-level advisory lock from before it reads
 the last position until commit, so positions are taken and committed in the same order (the
 ``eventsourcing`` library serialises its inserts the same way, with a table lock). Claims use
 ``FOR UPDATE SKIP LOCKED``. ``wait_for_events`` listens on the ``orchestrator_events`` channel,
-which the append function notifies with its last position.
+which the append function notifies with its last position; ``wait_for_work`` listens on
+``orchestrator_work``, which a trigger on ``work_items`` notifies with the queue of each item that
+becomes claimable (enqueued, or released by a worker).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from orchestrator.store.errors import (
     StoreError,
     StoreUnavailable,
 )
-from orchestrator.store.model import ClaimedWork, RecordedEvent, Snapshot
+from orchestrator.store.model import ClaimedWork, QueueDepth, RecordedEvent, Snapshot, WorkerRecord
 from orchestrator.store.urls import DatabaseURL
 
 log = structlog.get_logger(__name__)
@@ -75,6 +80,8 @@ class PostgresBackend:
         )
         self._listen_lock = threading.Lock()
         self._listener: PoolProxiedConnection | None = None
+        self._work_lock = threading.Lock()
+        self._work_listener: PoolProxiedConnection | None = None
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -168,6 +175,7 @@ class PostgresBackend:
         try:
             with self._driver() as driver:
                 row = driver.execute(Q["append"], params).fetchone()
+                driver.execute(Q["flush"])  # durable before acknowledged; outside the append lock
         except ConcurrencyError as error:
             raise ConcurrencyError(batch.stream_id, batch.expected_version, error.actual_version) from None
         except LeaseLost as error:
@@ -201,6 +209,8 @@ class PostgresBackend:
             rows = driver.execute(
                 Q["events_by_id"], {"stream_id": stream_id, "ids": list(event_ids)}
             ).fetchall()
+            if rows:  # the replay of an append: what it answers with must be durable too
+                driver.execute(Q["flush"])
         return [_restore(s, v, p, i, t, _decode(d), _decode(m), r) for s, v, p, i, t, d, m, r in rows]
 
     def stream_version(self, stream_id: str) -> int:
@@ -319,12 +329,115 @@ class PostgresBackend:
         with self._driver() as driver:
             driver.execute(Q["release_work"], {"ids": list(work_ids), "worker_id": worker_id})
 
+    def next_due(self, queues: Sequence[str]) -> datetime | None:
+        """When the next item of ``queues`` becomes claimable."""
+        with self._driver() as driver:
+            row = driver.execute(Q["next_due"], {"queues": list(queues)}).fetchone()
+        return None if row is None else row[0]
+
+    def queue_depths(self, queues: Sequence[str], now: datetime) -> list[QueueDepth]:
+        """Counts of uncompleted items per queue."""
+        with self._driver() as driver:
+            rows = driver.execute(Q["queue_depths"], {"queues": list(queues), "now": now}).fetchall()
+        return [QueueDepth(q, r, s, h) for q, r, s, h in rows]
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+        """Wait on LISTEN ``orchestrator_work`` for a notification naming one of ``queues``.
+
+        Notifications queue up on the listening connection between calls, so none is missed; a
+        listener (re)connected by this call may have missed some, so it answers True at once.
+        """
+        deadline = time.monotonic() + timeout
+        if not self._work_lock.acquire(timeout=max(timeout, 0.0)):
+            return False
+        try:
+            fresh = self._work_listener is None
+            try:
+                listener = self._work_listening()
+                if fresh:
+                    return True
+                wanted = set(queues)
+                while (remaining := deadline - time.monotonic()) > 0:
+                    for notify in listener.notifies(timeout=remaining, stop_after=1):
+                        if notify.payload in wanted:
+                            return True
+                return False
+            except psycopg.Error as error:
+                self._drop_work_listener(error)
+                translated = self._translate(error)
+                raise translated or StoreUnavailable(self._redacted, _first_line(str(error))) from error
+        finally:
+            self._work_lock.release()
+
+    def _work_listening(self) -> psycopg.Connection[Any]:
+        """The connection LISTENing on ``orchestrator_work`` (checked out of the pool for good)."""
+        if self._work_listener is None:
+            with self._translated():
+                proxied = self._engine.raw_connection()
+                try:
+                    driver = _psycopg(proxied)
+                    driver.autocommit = True
+                    driver.execute(Q["listen_work"])
+                except BaseException:
+                    proxied.invalidate()
+                    raise
+            self._work_listener = proxied
+        return _psycopg(self._work_listener)
+
+    def _drop_work_listener(self, error: Exception) -> None:
+        log.warning("store.work_listener_lost", url=self._redacted, error=_first_line(str(error)))
+        if self._work_listener is not None:
+            self._work_listener.invalidate()
+            self._work_listener = None
+
+    # -- workers registry ------------------------------------------------------------------------
+
+    def save_worker(self, worker: WorkerRecord) -> None:
+        """Insert or replace the row of ``worker.id``."""
+        with self._driver() as driver:
+            driver.execute(
+                Q["save_worker"],
+                {
+                    "id": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "queues": codec.dumps(list(worker.queues)),
+                    "concurrency": worker.concurrency,
+                    "started_at": worker.started_at,
+                    "now": worker.heartbeat_at,
+                    "current": codec.dumps(list(worker.current)),
+                },
+            )
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Delete the row of ``worker_id``."""
+        with self._driver() as driver:
+            driver.execute(Q["remove_worker"], {"id": worker_id})
+
+    def prune_workers(self, before: datetime) -> None:
+        """Delete rows whose heartbeat is older than ``before``."""
+        with self._driver() as driver:
+            driver.execute(Q["prune_workers"], {"before": before})
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every row, oldest first."""
+        with self._driver() as driver:
+            rows = driver.execute(Q["list_workers"]).fetchall()
+        return [
+            WorkerRecord(i, h, p, tuple(_decode(q)), c, s, b, tuple(_decode(cur)))
+            for i, h, p, q, c, s, b, cur in rows
+        ]
+
     def close(self) -> None:
-        """Close all connections, the listener included."""
+        """Close all connections, the listeners included."""
         with self._listen_lock:
             if self._listener is not None:
                 self._listener.invalidate()
                 self._listener = None
+        with self._work_lock:
+            if self._work_listener is not None:
+                self._work_listener.invalidate()
+                self._work_listener = None
         self._engine.dispose()
 
 

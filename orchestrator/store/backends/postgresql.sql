@@ -3,8 +3,9 @@
 -- ::text and decoded by the backend (cheaper than a psycopg loader call per value).
 
 -- name: append
--- See orchestrator_append_v1 in migrations/versions/0001_event_store.postgresql.sql.
-SELECT orchestrator_append_v1(
+-- See orchestrator_append_v1 in migrations/versions/0001_event_store.postgresql.sql, and v2 (the same,
+-- committed asynchronously: follow it with "flush") in 0002_workers.postgresql.sql.
+SELECT orchestrator_append_v2(
     %(stream_id)s::text,
     %(expected_version)s::integer,
     %(now)s::timestamptz,
@@ -15,6 +16,12 @@ SELECT orchestrator_append_v1(
     %(snapshot_version)s::integer,
     %(snapshot_state)s::json
 );
+
+-- name: flush
+-- A synchronous commit (the transaction gets an id, so it writes a commit record and waits for the
+-- WAL up to it to be flushed): everything committed before it, asynchronous appends included, is
+-- durable when it returns. Concurrent flushes share one fsync.
+SELECT pg_current_xact_id();
 
 -- name: read_stream
 SELECT version, position, id, type, data::text, metadata::text, recorded_at
@@ -86,3 +93,47 @@ LISTEN orchestrator_events;
 -- name: schema_lock
 -- Serialises concurrent upgraders (released at the end of the migration transaction).
 SELECT pg_advisory_xact_lock(1330791240, 0);
+
+-- name: next_due
+-- When the next item of these queues becomes claimable: the earliest run_at of the unleased ones,
+-- or the earliest lease expiry of the leased ones. NULL: the queues hold nothing uncompleted.
+SELECT least(
+    (SELECT min(run_at) FROM work_items
+     WHERE queue = ANY (%(queues)s::text[]) AND completed_at IS NULL AND leased_by IS NULL),
+    (SELECT min(lease_expires_at) FROM work_items
+     WHERE queue = ANY (%(queues)s::text[]) AND completed_at IS NULL AND leased_by IS NOT NULL)
+);
+
+-- name: queue_depths
+SELECT queue,
+       count(*) FILTER (WHERE run_at <= %(now)s
+                          AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)),
+       count(*) FILTER (WHERE run_at > %(now)s AND leased_by IS NULL),
+       count(*) FILTER (WHERE lease_expires_at > %(now)s)
+FROM work_items
+WHERE completed_at IS NULL AND queue = ANY (%(queues)s::text[])
+GROUP BY queue;
+
+-- name: listen_work
+-- Notified by orchestrator_work_ready_v1 (migration 0002) with the queue of a claimable item.
+LISTEN orchestrator_work;
+
+-- name: save_worker
+INSERT INTO workers AS w (id, host, pid, queues, concurrency, started_at, heartbeat_at, current)
+VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s::json, %(concurrency)s, %(started_at)s, %(now)s,
+        %(current)s::json)
+ON CONFLICT (id) DO UPDATE
+    SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+        concurrency = excluded.concurrency, started_at = excluded.started_at,
+        heartbeat_at = excluded.heartbeat_at, current = excluded.current;
+
+-- name: remove_worker
+DELETE FROM workers WHERE id = %(id)s;
+
+-- name: prune_workers
+DELETE FROM workers WHERE heartbeat_at < %(before)s;
+
+-- name: list_workers
+SELECT id, host, pid, queues::text, concurrency, started_at, heartbeat_at, current::text
+FROM workers
+ORDER BY started_at, id;

@@ -12,7 +12,7 @@ timeout. So this backend:
 - assigns positions itself (last + 1, ...) inside the write transaction: with one writer and rows
   never deleted, positions are dense and in commit order;
 - wakes ``wait_for_events`` callers at once for appends made by this process, and polls for the
-  appends of other processes.
+  appends of other processes; ``wait_for_work`` the same way, for items enqueued or released.
 
 An in-memory database (``sqlite://`` or ``sqlite:///:memory:``) lives in one connection, shared by
 all threads behind the lock.
@@ -46,7 +46,7 @@ from orchestrator.store.errors import (
     StoreError,
     StoreUnavailable,
 )
-from orchestrator.store.model import ClaimedWork, RecordedEvent, Snapshot
+from orchestrator.store.model import ClaimedWork, QueueDepth, RecordedEvent, Snapshot, WorkerRecord
 from orchestrator.store.urls import DatabaseURL
 
 log = structlog.get_logger(__name__)
@@ -84,6 +84,8 @@ class SQLiteBackend:
         self._lock = threading.Lock()
         self._appended = threading.Condition()
         self._generation = 0
+        self._work_generation = 0
+        self._work_mark: int | None = None
         connect_args = {"timeout": options.busy_timeout, "check_same_thread": False, "isolation_level": None}
         if self._path is None:
             self._writer_engine = create_engine(url.url, connect_args=connect_args, poolclass=StaticPool)
@@ -274,12 +276,12 @@ class SQLiteBackend:
                         "now": now,
                     },
                 )
-        if batch.event_ids:
+        if batch.event_ids or batch.enqueue:
             with self._appended:
-                self._generation += 1
+                self._generation += bool(batch.event_ids)
+                self._work_generation += bool(batch.enqueue)
                 self._appended.notify_all()
-            return int(last) + 1
-        return 0
+        return int(last) + 1 if batch.event_ids else 0
 
     def _complete(self, connection: sqlite3.Connection, batch: AppendBatch, now: str) -> None:
         done = connection.execute(
@@ -410,6 +412,86 @@ class SQLiteBackend:
         """Give back the leases ``worker_id`` holds."""
         with self._write() as connection:
             connection.execute(Q["release_work"], {"ids": _json(list(work_ids)), "worker_id": worker_id})
+        with self._appended:
+            self._work_generation += 1
+            self._appended.notify_all()
+
+    def next_due(self, queues: Sequence[str]) -> datetime | None:
+        """When the next item of ``queues`` becomes claimable."""
+        with self._read() as connection:
+            row = connection.execute(Q["next_due"], {"queues": _json(list(queues))}).fetchone()
+        return None if row is None or row[0] is None else _from_iso(row[0])
+
+    def queue_depths(self, queues: Sequence[str], now: datetime) -> list[QueueDepth]:
+        """Counts of uncompleted items per queue."""
+        with self._read() as connection:
+            rows = connection.execute(
+                Q["queue_depths"], {"queues": _json(list(queues)), "now": _iso(now)}
+            ).fetchall()
+        return [QueueDepth(q, r, s, h) for q, r, s, h in rows]
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+        """Wait for an item enqueued or released: at once for this process's writes, polling for
+        other processes' inserts (each ``poll_interval``). ``queues`` are not told apart: a wake
+        for another queue costs the caller one empty claim."""
+        del queues
+        deadline = time.monotonic() + timeout
+        while True:
+            generation = self._work_generation
+            with self._read() as connection:
+                mark = int(connection.execute(Q["work_mark"]).fetchone()[0])
+            if mark != self._work_mark:
+                self._work_mark = mark
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._appended:
+                if self._appended.wait_for(
+                    partial(self._work_since, generation), min(remaining, self._poll_interval)
+                ):
+                    return True
+
+    def _work_since(self, generation: int) -> bool:
+        return self._work_generation != generation
+
+    # -- workers registry ------------------------------------------------------------------------
+
+    def save_worker(self, worker: WorkerRecord) -> None:
+        """Insert or replace the row of ``worker.id``."""
+        with self._write() as connection:
+            connection.execute(
+                Q["save_worker"],
+                {
+                    "id": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "queues": _json(list(worker.queues)),
+                    "concurrency": worker.concurrency,
+                    "started_at": _iso(worker.started_at),
+                    "now": _iso(worker.heartbeat_at),
+                    "current": _json(list(worker.current)),
+                },
+            )
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Delete the row of ``worker_id``."""
+        with self._write() as connection:
+            connection.execute(Q["remove_worker"], {"id": worker_id})
+
+    def prune_workers(self, before: datetime) -> None:
+        """Delete rows whose heartbeat is older than ``before``."""
+        with self._write() as connection:
+            connection.execute(Q["prune_workers"], {"before": _iso(before)})
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every row, oldest first."""
+        with self._read() as connection:
+            rows = connection.execute(Q["list_workers"]).fetchall()
+        return [
+            WorkerRecord(i, h, p, tuple(_decode(q)), c, _from_iso(s), _from_iso(b), tuple(_decode(cur)))
+            for i, h, p, q, c, s, b, cur in rows
+        ]
 
     def close(self) -> None:
         """Close all connections."""

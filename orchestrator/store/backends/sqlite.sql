@@ -91,3 +91,48 @@ SET leased_by = NULL, lease_expires_at = NULL
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND leased_by = :worker_id
   AND completed_at IS NULL;
+
+-- name: next_due
+-- When the next item of these queues becomes claimable: the earliest run_at of the unleased ones,
+-- or the earliest lease expiry of the leased ones. NULL: the queues hold nothing uncompleted.
+-- (SQLite's two-argument min() is NULL when either is: coalesce each to the other.)
+SELECT min(coalesce(r, l), coalesce(l, r))
+FROM (SELECT (SELECT min(run_at) FROM work_items
+              WHERE queue IN (SELECT value FROM json_each(:queues))
+                AND completed_at IS NULL AND leased_by IS NULL) AS r,
+             (SELECT min(lease_expires_at) FROM work_items
+              WHERE queue IN (SELECT value FROM json_each(:queues))
+                AND completed_at IS NULL AND leased_by IS NOT NULL) AS l);
+
+-- name: queue_depths
+SELECT queue,
+       count(*) FILTER (WHERE run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at <= :now)),
+       count(*) FILTER (WHERE run_at > :now AND leased_by IS NULL),
+       count(*) FILTER (WHERE lease_expires_at > :now)
+FROM work_items
+WHERE completed_at IS NULL AND queue IN (SELECT value FROM json_each(:queues))
+GROUP BY queue;
+
+-- name: work_mark
+-- Grows with every work item inserted (rows are never deleted): how wait_for_work notices the
+-- items other processes enqueue.
+SELECT coalesce(max(rowid), 0) FROM work_items;
+
+-- name: save_worker
+INSERT INTO workers (id, host, pid, queues, concurrency, started_at, heartbeat_at, current)
+VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :now, :current)
+ON CONFLICT (id) DO UPDATE
+    SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+        concurrency = excluded.concurrency, started_at = excluded.started_at,
+        heartbeat_at = excluded.heartbeat_at, current = excluded.current;
+
+-- name: remove_worker
+DELETE FROM workers WHERE id = :id;
+
+-- name: prune_workers
+DELETE FROM workers WHERE heartbeat_at < :before;
+
+-- name: list_workers
+SELECT id, host, pid, queues, concurrency, started_at, heartbeat_at, current
+FROM workers
+ORDER BY started_at, id;
