@@ -27,5 +27,7 @@ def configure_logging(level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # not cached: a module-level logger must follow a later configure() (structlog.testing's
+        # capture_logs, a second command run in the same process); the cost is one bind per line
+        cache_logger_on_first_use=False,
     )

@@ -6,11 +6,18 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from orchestrator.store import ConcurrencyError, EventStore, NewEvent, Snapshot, WorkItem
 
 SECRET = "payload-secret-7f3a"
+
+
+@pytest.fixture(autouse=True)
+def default_logging() -> None:
+    """Undo a level filter an in-process CLI run (``configure_logging``) left behind."""
+    structlog.reset_defaults()
 
 
 def test_payloads_never_reach_the_logs(
