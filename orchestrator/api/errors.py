@@ -47,15 +47,36 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(UsageError)
     def usage_error(request: Request, exc: UsageError) -> Response:
-        del request
+        if _is_page(request):
+            return _page(request, status_of(exc), str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.exception_handler(StoreError)
     def store_error(request: Request, exc: StoreError) -> Response:
         log.warning("api.store_error", path=request.url.path, error=type(exc).__name__)
+        if _is_page(request):
+            return _page(request, 503, f"the event store is unavailable: {exc}")
         return JSONResponse({"detail": f"the event store is unavailable: {exc}"}, status_code=503)
 
     @app.exception_handler(LoginRequired)
     def login_required(request: Request, exc: LoginRequired) -> Response:
         del request
         return RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", status_code=303)
+
+
+def _is_page(request: Request) -> bool:
+    """A request for a UI page (not the JSON API, not a webhook, not the live event stream)."""
+    path = request.url.path
+    return (
+        not path.startswith(("/api/", "/hooks/", "/static/"))
+        and not path.endswith("/events")
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def _page(request: Request, status: int, message: str) -> Response:
+    from orchestrator.api.ui import render  # noqa: PLC0415 - the UI module imports this one
+
+    title = "Not found" if status == 404 else "Not done"
+    context = {"who": None, "title": title, "message": message, "back": "/executions"}
+    return render(request, "message.html", context, status_code=status)

@@ -211,3 +211,14 @@ def test_a_live_stream_does_not_hold_up_a_shutdown(api: Api) -> None:
     assert not thread.is_alive(), "the server did not shut down while a stream was open"
     assert not listener.is_alive()
     assert "event: end" not in lines  # the execution is still running: the stream was cut, not finished
+
+
+def test_an_unknown_execution_page_is_an_html_404_and_the_api_stays_json(api: Api) -> None:
+    login(api)
+    page = api.client.get("/executions/release:nope", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Not found" in page.text and "release:nope" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    data = api.get("/api/executions/release:nope", role="viewer")
+    assert data.status_code == 404 and "release:nope" in data.json()["detail"]
