@@ -18,7 +18,9 @@ Measured, with the same events (a Step Functions-like ``data`` of ~330 bytes, li
 
 - single-event appends per second (each to the next version of one stream);
 - 100-event batch appends per second;
-- replay of a 25,000-event stream: read + decode into event objects, seconds.
+- replay of a 25,000-event stream into state: read, decode into event objects and fold their
+  data, seconds. Ours decodes each event's data at once and its id and metadata when first read
+  (a fold reads neither, so they are never decoded here); theirs decodes whole events.
 
 The machine is shared, so each round runs ours and theirs back to back (alternating who goes first)
 and the report gives the median over rounds of the per-round ratio ours/theirs (for replay,
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +88,15 @@ METADATA = {
     "causation_id": "5f1d2e3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
     "actor": "worker-1",
 }
+
+
+def fold(states: Iterable[dict[str, Any]]) -> int:
+    """Replay "into state": read each event's data (the engine's fold reads nothing else of most
+    events); returns how many events were folded."""
+    count = 0
+    for data in states:
+        count += data is not None
+    return count
 
 
 class StepEvent(DomainEvent):
@@ -145,7 +156,7 @@ class Ours(Side):
         return self.stream
 
     def replay(self, stream: object) -> int:
-        return len(self.store.read_stream(str(stream)))
+        return fold(event.data for event in self.store.read_stream(str(stream)))
 
     def close(self) -> None:
         self.store.close()
@@ -194,7 +205,7 @@ class Theirs(Side):
     def replay(self, stream: object) -> int:
         assert isinstance(stream, uuid.UUID)
         to_domain_event = self.mapper.to_domain_event
-        return len([to_domain_event(s) for s in self.recorder.select_events(stream)])
+        return fold(event.data for event in [to_domain_event(s) for s in self.recorder.select_events(stream)])
 
     def close(self) -> None:
         self._close()

@@ -8,7 +8,8 @@ SQLite (the embedded default, one writer) and PostgreSQL (many workers), on SQLA
 
 Layout: :mod:`.model` (the values), :mod:`.errors`, :mod:`.store` (:class:`EventStore`, the one
 entry point), :mod:`.backends` (one module and one ``.sql`` file of named statements per database),
-:mod:`.codec` (JSON and the payload limit), :mod:`.urls`, :mod:`.migrate` (Alembic, the schema).
+:mod:`.codec` (JSON and the payload limit), :mod:`.urls`, :mod:`.migrate` (Alembic, the schema),
+:mod:`.summaries` (the execution summaries the database maintains with every append).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from orchestrator.store.model import (
     WorkItem,
 )
 from orchestrator.store.store import EventStore
+from orchestrator.store.summaries import ExecutionSummary
 
 __all__ = [
     "DEFAULT_PAYLOAD_LIMIT",
@@ -45,6 +47,7 @@ __all__ = [
     "ConnectionOptions",
     "DuplicateEventId",
     "EventStore",
+    "ExecutionSummary",
     "InvalidAppend",
     "LeaseLost",
     "NewEvent",

@@ -1,9 +1,13 @@
 """JSON in and out of the database, and the payload size limit.
 
 Payloads are stored as compact JSON (no spaces, UTF-8 kept as is, no NaN/Infinity, which
-PostgreSQL's ``json`` rejects). Decoding calls the C scanner directly: replaying a
-stream decodes two documents per event, and ``json.loads``'s Python wrapper costs more than the
-scan of a typical event payload.
+PostgreSQL's ``json`` rejects). Encoding calls the standard library's C encoder directly (its
+Python wrapper costs as much as encoding a typical payload; and it refuses NaN, where faster
+encoders write ``null``). Decoding is ``msgspec``'s (replaying a stream decodes two documents per
+event: 2-3x faster than the standard library's scanner, with the same values: integers of any
+size, correctly rounded floats, the last of duplicate keys); a document it refuses is decoded
+again by the standard library, which gives its usual error, or its value for the JSON it accepts
+beyond the standard (``NaN``, lone surrogates).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from _json import encode_basestring, make_encoder, make_scanner
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
+
+import msgspec
 
 from orchestrator.store.errors import InvalidAppend, PayloadTooLarge
 
@@ -31,6 +37,8 @@ def _unsupported(value: object) -> object:
 # RecursionError instead of a ValueError (both are reported as not JSON).
 _encode_chunks = make_encoder(None, _unsupported, encode_basestring, None, ":", ",", False, False, False)
 _scan = make_scanner(cast(Any, json.JSONDecoder()))  # typeshed types the context oddly
+_decode_fast = msgspec.json.Decoder().decode
+_DecodeError = msgspec.DecodeError
 
 
 #: What encoding raises for a value that is not JSON.
@@ -51,7 +59,15 @@ def encode(value: Any, what: str) -> str:
 
 
 def decode(text: str) -> Any:
-    """Decode one JSON document (as :func:`json.loads` does, for the documents this store writes)."""
+    """Decode one JSON document (as :func:`json.loads` does)."""
+    try:
+        return _decode_fast(text)
+    except _DecodeError:
+        return _decode_strict(text)
+
+
+def _decode_strict(text: str) -> Any:
+    """The standard library's decoding of ``text``."""
     try:
         value, end = _scan(text, 0)
     except StopIteration:

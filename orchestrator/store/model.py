@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.store.codec import decode as _decode
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,58 @@ class RecordedEvent:
             },
         )
         return event
+
+    @classmethod
+    def _restore_raw(  # noqa: PLR0917 - positional: called once per event read
+        cls,
+        stream_id: str,
+        version: int,
+        position: int,
+        raw_id: bytes | str,
+        type: str,
+        data: dict[str, Any],
+        raw_metadata: str,
+        recorded_at: datetime,
+    ) -> RecordedEvent:
+        """:meth:`_restore`, with the id as stored (16 bytes, or its text) and the metadata as stored
+        (JSON text): each parsed when first read.
+
+        Replaying a stream into state reads the data of every event, but rarely an id (building a
+        :class:`uuid.UUID` costs as much as decoding a small payload) or the metadata (lineage,
+        which the engine reads from the first event only): a third of the time of a replay.
+        """
+        event = object.__new__(cls)
+        object.__setattr__(
+            event,
+            "__dict__",
+            {
+                "stream_id": stream_id,
+                "version": version,
+                "position": position,
+                "_raw_id": raw_id,
+                "type": type,
+                "data": data,
+                "_raw_metadata": raw_metadata,
+                "recorded_at": recorded_at,
+            },
+        )
+        return event
+
+    if not TYPE_CHECKING:  # for mypy, every attribute is a declared field
+
+        def __getattr__(self, name: str) -> Any:
+            """The ``id`` or ``metadata`` of an event restored by :meth:`_restore_raw`, parsed once,
+            when first read."""
+            fields = self.__dict__
+            if name == "id" and "_raw_id" in fields:
+                raw = fields["_raw_id"]
+                parsed: Any = uuid.UUID(bytes=raw) if isinstance(raw, bytes) else uuid.UUID(raw)
+            elif name == "metadata" and "_raw_metadata" in fields:
+                parsed = _decode(fields["_raw_metadata"])
+            else:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            fields[name] = parsed
+            return parsed
 
 
 @dataclass(frozen=True)

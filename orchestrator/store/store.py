@@ -17,7 +17,7 @@ from typing import Self
 import structlog
 from alembic.util.exc import CommandError
 
-from orchestrator.store import codec, migrate, urls
+from orchestrator.store import codec, migrate, summaries, urls
 from orchestrator.store.backends import AppendBatch, Backend, ConnectionOptions
 from orchestrator.store.backends.factory import open_backend
 from orchestrator.store.batch import encode_append, utc
@@ -37,6 +37,7 @@ from orchestrator.store.model import (
     WorkerRecord,
     WorkItem,
 )
+from orchestrator.store.summaries import ExecutionSummary, SummaryFilter
 
 log = structlog.get_logger(__name__)
 
@@ -257,6 +258,45 @@ class EventStore:
     def load_snapshot(self, stream_id: str) -> Snapshot | None:
         """The latest snapshot saved for ``stream_id``, None when there is none."""
         return self._backend.load_snapshot(stream_id)
+
+    # -- execution summaries -----------------------------------------------------------------
+
+    def execution_summaries(
+        self,
+        *,
+        state_machine: str | None = None,
+        status: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ExecutionSummary]:
+        """The executions (streams ``execution:<id>``) as summarised in the append transactions,
+        newest first (start time, then position), filtered by every condition given.
+
+        ``started_after``/``started_before`` (timezone-aware, exclusive) bound the start time;
+        ``offset`` skips that many, ``limit`` (None: all) bounds how many are returned. One indexed
+        read: see :mod:`orchestrator.store.summaries`. Raises ValueError for a negative ``limit``
+        or ``offset`` or a naive datetime.
+        """
+        if (limit is not None and limit < 0) or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
+        wanted = SummaryFilter(state_machine, status, started_after, started_before)
+        with self._backend.connect() as connection:
+            return summaries.read(connection, wanted, limit, offset)
+
+    def count_execution_summaries(
+        self,
+        *,
+        state_machine: str | None = None,
+        status: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+    ) -> int:
+        """How many executions :meth:`execution_summaries` would return without limit or offset."""
+        wanted = SummaryFilter(state_machine, status, started_after, started_before)
+        with self._backend.connect() as connection:
+            return summaries.count(connection, wanted)
 
     # -- work queue --------------------------------------------------------------------------------
 

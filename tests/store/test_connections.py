@@ -11,7 +11,6 @@ import pytest
 
 from orchestrator.store import EventStore, SchemaOutOfDate, StoreUnavailable, migrate, upgrade
 
-from .conftest import pg_url_for
 from .helpers import event
 
 
@@ -55,7 +54,7 @@ def test_a_sqlite_file_in_a_missing_directory_is_unavailable_and_nothing_is_crea
 
 
 @pytest.mark.postgres
-def test_a_missing_postgres_database_is_unavailable(pg_admin: psycopg.Connection[Any]) -> None:
+def test_a_missing_postgres_database_is_unavailable(pg_url_for: Callable[[str], str]) -> None:
     url = pg_url_for("orchestrator_test_does_not_exist").replace("postgres@", "postgres:pw@")
     with pytest.raises(StoreUnavailable, match="does not exist") as raised:
         EventStore.from_url(url)
@@ -64,7 +63,9 @@ def test_a_missing_postgres_database_is_unavailable(pg_admin: psycopg.Connection
 
 @pytest.mark.postgres
 def test_postgres_without_schema_is_out_of_date_and_left_untouched(
-    pg_admin: psycopg.Connection[Any], fresh_pg_database: Callable[[], str]
+    pg_admin: psycopg.Connection[Any],
+    fresh_pg_database: Callable[[], str],
+    pg_url_for: Callable[[str], str],
 ) -> None:
     database = fresh_pg_database()
     with pytest.raises(SchemaOutOfDate, match="orchestrator db upgrade") as raised:
@@ -106,7 +107,10 @@ def test_a_server_that_drops_connections_mid_use_is_unavailable_then_recovers(
 
 @pytest.mark.postgres
 def test_a_database_defaulting_to_serializable_still_appends(
-    pg_admin: psycopg.Connection[Any], fresh_pg_database: Callable[[], str], unique: Callable[[str], str]
+    pg_admin: psycopg.Connection[Any],
+    fresh_pg_database: Callable[[], str],
+    pg_url_for: Callable[[str], str],
+    unique: Callable[[str], str],
 ) -> None:
     """The append function needs a fresh snapshot per statement: the store asks for READ COMMITTED."""
     database = fresh_pg_database()

@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, inspect
 from orchestrator.cli.db import db
 from orchestrator.store import EventStore, migrate, sqlfile
 
-from .conftest import pg_url_for
 from .helpers import event
 
 TABLES = {"alembic_version", "events", "snapshots", "work_items", "workers"}
@@ -24,7 +23,7 @@ def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     """An empty database: a new SQLite file, or a new PostgreSQL database."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
-    return pg_url_for(request.getfixturevalue("fresh_pg_database")())
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def tables(url: str) -> set[str]:

@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 Q = sqlfile.load(__package__ or "orchestrator.store.backends", "postgresql.sql")
 
 _restore = RecordedEvent._restore
+_restore_raw = RecordedEvent._restore_raw
 _decode = codec.decode
 
 #: SQLSTATEs raised by ``orchestrator_append_v1`` (class "OR" is not used by PostgreSQL).
@@ -191,9 +192,7 @@ class PostgresBackend:
             rows = driver.execute(
                 Q["read_stream"], {"stream_id": stream_id, "from_version": from_version, "limit": limit}
             ).fetchall()
-            return [
-                _restore(stream_id, v, p, i, t, _decode(d), _decode(m), r) for v, p, i, t, d, m, r in rows
-            ]
+            return [_restore_raw(stream_id, v, p, i, t, _decode(d), m, r) for v, p, i, t, d, m, r in rows]
 
     def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]:
         """Events after ``after_position``, in position order."""
@@ -201,7 +200,7 @@ class PostgresBackend:
             rows = driver.execute(
                 Q["read_all"], {"after_position": after_position, "limit": limit}
             ).fetchall()
-            return [_restore(s, v, p, i, t, _decode(d), _decode(m), r) for s, v, p, i, t, d, m, r in rows]
+            return [_restore_raw(s, v, p, i, t, _decode(d), m, r) for s, v, p, i, t, d, m, r in rows]
 
     def events_by_id(self, stream_id: str, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
         """The events of ``stream_id`` among ``event_ids``."""

@@ -24,14 +24,15 @@ SELECT orchestrator_append_v2(
 SELECT pg_current_xact_id();
 
 -- name: read_stream
-SELECT version, position, id, type, data::text, metadata::text, recorded_at
+-- The id as text: the backend parses it when it is first read (see RecordedEvent._restore_raw).
+SELECT version, position, id::text, type, data::text, metadata::text, recorded_at
 FROM events
 WHERE stream_id = %(stream_id)s AND version >= %(from_version)s
 ORDER BY version
 LIMIT %(limit)s;
 
 -- name: read_all
-SELECT stream_id, version, position, id, type, data::text, metadata::text, recorded_at
+SELECT stream_id, version, position, id::text, type, data::text, metadata::text, recorded_at
 FROM events
 WHERE position > %(after_position)s
 ORDER BY position

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool, StaticPool
 
-from orchestrator.store import codec, sqlfile
+from orchestrator.store import codec, sqlfile, summaries
 from orchestrator.store.backends import AppendBatch, ConnectionOptions
 from orchestrator.store.errors import (
     ConcurrencyError,
@@ -57,6 +57,7 @@ _decode = codec.decode
 _json = codec.dumps
 _from_iso = datetime.fromisoformat
 _restore = RecordedEvent._restore
+_restore_raw = RecordedEvent._restore_raw
 _UUID = uuid.UUID
 
 
@@ -250,6 +251,8 @@ class SQLiteBackend:
                         )
                     ],
                 )
+            if stream_id.startswith(summaries.STREAM_PREFIX):
+                self._summarise(connection, batch, last, now)
             if batch.enqueue:
                 connection.executemany(
                     Q["enqueue_work"],
@@ -283,6 +286,41 @@ class SQLiteBackend:
                 self._appended.notify_all()
         return int(last) + 1 if batch.event_ids else 0
 
+    def _summarise(self, connection: sqlite3.Connection, batch: AppendBatch, last: int, now: str) -> None:
+        """Keep the execution summary of ``batch``'s stream, in its transaction.
+
+        In Python rather than by a trigger: a row trigger would cost every event of every stream a
+        call of its sub-program (see migration 0003); this costs other streams one prefix test.
+        """
+        expected = batch.expected_version
+        for n, (event_type, data, metadata) in enumerate(
+            zip(batch.event_types, batch.event_data, batch.event_metadata, strict=True), start=1
+        ):
+            if event_type == summaries.START_EVENT:
+                if expected + n == 1:
+                    connection.execute(
+                        Q["summarise_start"],
+                        {
+                            "stream_id": batch.stream_id,
+                            "metadata": metadata,
+                            "data": data,
+                            "recorded_at": now,
+                            "position": last + n,
+                        },
+                    )
+            elif (status := summaries.STATUS_EVENTS.get(event_type)) is not None:
+                connection.execute(
+                    Q["summarise_status"],
+                    {
+                        "stream_id": batch.stream_id,
+                        "status": status,
+                        "stops": event_type != summaries.REDRIVE_EVENT,
+                        "data": data,
+                        "recorded_at": now,
+                        "version": expected + n,
+                    },
+                )
+
     def _complete(self, connection: sqlite3.Connection, batch: AppendBatch, now: str) -> None:
         done = connection.execute(
             Q["complete_work"],
@@ -306,7 +344,7 @@ class SQLiteBackend:
                 },
             ).fetchall()
             return [
-                _restore(stream_id, v, p, _UUID(bytes=i), t, _decode(d), _decode(m), _from_iso(r))
+                _restore_raw(stream_id, v, p, i, t, _decode(d), m, _from_iso(r))
                 for v, p, i, t, d, m, r in rows
             ]
 
@@ -317,8 +355,7 @@ class SQLiteBackend:
                 Q["read_all"], {"after_position": after_position, "limit": limit}
             ).fetchall()
             return [
-                _restore(s, v, p, _UUID(bytes=i), t, _decode(d), _decode(m), _from_iso(r))
-                for s, v, p, i, t, d, m, r in rows
+                _restore_raw(s, v, p, i, t, _decode(d), m, _from_iso(r)) for s, v, p, i, t, d, m, r in rows
             ]
 
     def events_by_id(self, stream_id: str, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:

@@ -11,6 +11,41 @@ SELECT (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = :stream_i
 INSERT INTO events (position, stream_id, version, id, type, data, metadata, recorded_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
+-- name: summarise_start
+-- ExecutionStarted at version 1 of an "execution:" stream: its summary (see migration 0003, whose
+-- backfill uses the same expressions). Values of the wrong JSON type are stored as NULL; a time that
+-- is not a number falls back to recorded_at: a projection never rejects an append.
+INSERT OR IGNORE INTO execution_summaries (
+    stream_id, state_machine, version, name, started_by, status, started_at, stopped_at,
+    status_version, position
+)
+VALUES (
+    :stream_id,
+    CASE WHEN json_type(:metadata, '$.state_machine') = 'text'
+         THEN json_extract(:metadata, '$.state_machine') END,
+    CASE WHEN json_type(:metadata, '$.version') = 'integer' THEN json_extract(:metadata, '$.version') END,
+    CASE WHEN json_type(:metadata, '$.name') = 'text' THEN json_extract(:metadata, '$.name') END,
+    CASE WHEN json_type(:metadata, '$.started_by') = 'text' THEN json_extract(:metadata, '$.started_by') END,
+    'RUNNING',
+    CASE WHEN json_type(:data, '$.ts') IN ('integer', 'real') THEN json_extract(:data, '$.ts')
+         ELSE (julianday(:recorded_at) - 2440587.5) * 86400.0 END,
+    NULL,
+    1,
+    :position
+);
+
+-- name: summarise_status
+-- A terminal event (:stops true) or ExecutionRedriven: the status, unless a later event set it.
+UPDATE execution_summaries
+SET status = :status,
+    stopped_at = CASE
+        WHEN NOT :stops THEN NULL
+        WHEN json_type(:data, '$.ts') IN ('integer', 'real') THEN json_extract(:data, '$.ts')
+        ELSE (julianday(:recorded_at) - 2440587.5) * 86400.0
+    END,
+    status_version = :version
+WHERE stream_id = :stream_id AND status_version < :version;
+
 -- name: complete_work
 -- Completes the items still leased by the worker; the caller compares the ids returned.
 UPDATE work_items
