@@ -4,7 +4,8 @@ A plugin registers what the built-in integrations do not: executors for its own 
 (``runtime.executors["mytool"] = run``), handlers for its own kinds of work items
 (``runtime.handlers``), and the queues they live on (``runtime.queues``). Name plugins with
 ``--plugin module:function`` (repeatable) or ``plugins = [...]`` in the ``[worker]`` table; the
-module must be importable by the worker's Python (installed, or on ``PYTHONPATH``).
+module must be importable by the worker's Python (installed, or on ``PYTHONPATH``). The executors
+plugins add run under their tasks' IAM roles like the built-in ones (``[[aws.roles]]``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def install(specs: Iterable[str], runtime: Runtime) -> None:
     """Load every plugin of ``specs`` first (so a typo fails before anything is installed), then call
     each with ``runtime``, in order."""
     plugins = [(spec, load(spec)) for spec in specs]
+    before = dict(runtime.executors)
     for spec, plugin in plugins:
         try:
             plugin(runtime)
@@ -53,3 +55,6 @@ def install(specs: Iterable[str], runtime: Runtime) -> None:
             log.exception("worker.plugin_failed", plugin=spec)
             raise UsageError(f"plugin {spec!r} failed to install: {type(exc).__name__}: {exc}") from None
         log.info("worker.plugin_installed", plugin=spec)
+    from orchestrator.integrations.aws.task_roles import wrap_added  # noqa: PLC0415 - boto3 loads lazily
+
+    wrap_added(runtime.executors, before)  # a plugin's tasks run under their roles too

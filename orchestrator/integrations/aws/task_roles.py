@@ -89,5 +89,17 @@ def wrap_all(
             executors[scheme] = RoleExecutor(executor, role_map, sessions, duration)
 
 
+def wrap_added(executors: dict[str, TaskExecutor], before: dict[str, TaskExecutor]) -> None:
+    """Wrap the executors added or replaced since ``before`` (e.g. by worker plugins, which install
+    after the integrations) like the others, sharing their session cache; nothing when none of
+    ``before`` is wrapped (the aws integration is not installed)."""
+    first = next((e for e in before.values() if isinstance(e, RoleExecutor)), None)
+    if first is None:
+        return
+    for scheme, executor in list(executors.items()):
+        if before.get(scheme) is not executor and not isinstance(executor, RoleExecutor):
+            executors[scheme] = RoleExecutor(executor, first.role_map, first.sessions, first.duration_seconds)
+
+
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
