@@ -4,8 +4,9 @@ Starts the tests' real Airflow 3 (``tests/integrations/airflow/server.py``; need
 then runs the two-task DAG ``orch_sum`` N times through the ``airflow:`` executor and through durable
 executions (SQLite), and compares each task's wall time with the DAG run's own time in Airflow
 (``queued_at`` to ``end_date``: what Airflow spends whoever triggers it). The difference is ours:
-version check, DAG and task look-ups, trigger, the lag of polling with back-off, result fetch and,
-durably, the event store.
+version check, DAG and task look-ups, trigger, the lag of noticing the end, result fetch and,
+durably, the event store. Each measurement runs both ways of noticing the end, interleaved: the wait
+stream (Airflow >= 3.1, the default) and polling with back-off (what older Airflows get).
 
 Run by hand: ``.venv/bin/python bench/airflow.py [N]`` (default 10).
 """
@@ -36,6 +37,8 @@ from orchestrator.integrations.airflow.executor import AirflowExecutor, run_id_f
 from orchestrator.runtime import build_runtime  # noqa: E402
 from orchestrator.store import EventStore  # noqa: E402
 
+MODES = ("stream", "polling")
+
 
 def _seconds(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
@@ -65,22 +68,27 @@ def main(n: int) -> None:
                 "password_env": "BENCH_AIRFLOW_PASSWORD",
             }
             config = Config({"airflow": {"connections": {"local": table}}})
-            executor = AirflowExecutor(airflow_settings.load(config), Connector(config))
-            warm = _context("bench:warm", 0)
-            executor(warm)  # the scheduler's first run is slow: not measured
+            executors = {}
+            for mode in MODES:
+                connector = Connector(config)
+                if mode == "polling":
+                    connector.no_stream("local")
+                executors[mode] = AirflowExecutor(airflow_settings.load(config), connector)
+                executors[mode](_context(f"bench:warm-{mode}", 0))  # the scheduler's first run is slow
 
-            direct = []
+            direct: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
             for i in range(n):
-                context = _context(f"bench:direct-{i}", i)
-                t0 = time.perf_counter()
-                executor(context)
-                wall = time.perf_counter() - t0
-                direct.append(
-                    (wall, airflow_time(server, token, run_id_for(context.execution, context.task.id)))
-                )
-            _report("executor (direct)", direct)
+                for mode in MODES:
+                    context = _context(f"bench:direct-{mode}-{i}", i)
+                    t0 = time.perf_counter()
+                    executors[mode](context)
+                    wall = time.perf_counter() - t0
+                    run_id = run_id_for(context.execution, context.task.id)
+                    direct[mode].append((wall, airflow_time(server, token, run_id)))
+            for mode in MODES:
+                _report(f"executor (direct), {mode}", direct[mode])
 
-            durable = []
+            durable: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
             store = EventStore.from_url(f"sqlite:///{Path(tmp) / 'o.db'}", auto_upgrade=True)
             runtime = build_runtime(store, config)
             runtime.registry.publish(
@@ -91,16 +99,19 @@ def main(n: int) -> None:
                 },
             )
             for i in range(n):
-                t0 = time.perf_counter()
-                loaded, _ = runtime.executions.start("bench", {"numbers": [i]})
-                runtime.executions.run_until_settled(loaded.id, timeout=300, poll=0.01)
-                wall = time.perf_counter() - t0
-                started_event = next(
-                    e for e in runtime.executions.history(loaded.id) if e.type == "ExternalRunStarted"
-                )
-                durable.append((wall, airflow_time(server, token, started_event.details["runId"])))
+                for mode in MODES:
+                    runtime.executors["airflow"] = executors[mode]
+                    t0 = time.perf_counter()
+                    loaded, _ = runtime.executions.start("bench", {"numbers": [i]})
+                    runtime.executions.run_until_settled(loaded.id, timeout=300, poll=0.01)
+                    wall = time.perf_counter() - t0
+                    started_event = next(
+                        e for e in runtime.executions.history(loaded.id) if e.type == "ExternalRunStarted"
+                    )
+                    durable[mode].append((wall, airflow_time(server, token, started_event.details["runId"])))
             store.close()
-            _report("durable execution (SQLite)", durable)
+            for mode in MODES:
+                _report(f"durable execution (SQLite), {mode}", durable[mode])
         finally:
             server.stop()
 

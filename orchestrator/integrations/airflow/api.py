@@ -5,24 +5,47 @@ The differences, measured on a real Airflow 3.3.2 and taken from the v1 specific
 returns XCom values as Python reprs unless ``stringify=false``; v2 accepts ``update_mask`` on the
 state PATCH, v1 rejects it; v2 task logs are structured (``error_detail``), v1 logs are text. Task
 instances are listed with the batch endpoint (``POST /dags/~/dagRuns/~/taskInstances/list``), whose
-path is short and fixed: MWAA allows only 64 characters. For the same reason, on v2 the result is read
-from the run's ``wait`` endpoint when the XCom path would be too long for the transport.
+path is short and fixed, so MWAA's ``invoke_rest_api`` carries it. For the same reason, on v2 over
+MWAA the result of a finished run is read from its ``wait`` endpoint (a short path, answered at once
+with one JSON line) rather than from the XCom path, which would need a web session (and its
+permission); the other long paths (a task's log, v1's XCom) go through that web session.
+
+Airflow >= 3.1 also streams a run's progress (``GET .../dagRuns/{run_id}/wait``, newline-delimited
+JSON, one ``{"state": ...}`` line per ``interval``, the last one with the ``results`` asked for);
+:meth:`AirflowApi.wait_stream` reads it when the transport can stream (plain HTTP, v2) and raises
+:class:`WaitUnsupported` otherwise (v1, MWAA, an older Airflow answering 404), so the caller polls.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-from orchestrator.integrations.airflow.transport import ApiResponse, PathTooLong, Transport
+import structlog
+
+from orchestrator.integrations.airflow.transport import (
+    AirflowAuthFailed,
+    AirflowUnreachable,
+    ApiResponse,
+    HttpTransport,
+    MwaaRefused,
+    StreamRefused,
+    Transport,
+)
+
+log = structlog.get_logger(__name__)
 
 Version = Literal["v1", "v2"]
 TERMINAL = frozenset({"success", "failed"})
 _EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure)):\s?(.*)$")
+
+
+class WaitUnsupported(Exception):
+    """No wait stream here: v1, a transport that cannot stream (MWAA), or Airflow < 3.1 (404)."""
 
 
 class AirflowApiError(Exception):
@@ -45,6 +68,9 @@ class DagRun:
     run_id: str
     state: str
     conf: Any = None
+    results: Mapping[str, Any] | None = None
+    """With the wait stream, once finished: the XCom ``return_value`` of the tasks asked for (a task
+    that pushed none is absent)."""
 
     @property
     def finished(self) -> bool:
@@ -154,11 +180,8 @@ class AirflowApi:
     def xcom_return_value(self, dag_id: str, run_id: str, task_id: str) -> tuple[bool, Any]:
         """``(found, value)`` of the task's XCom ``return_value``; found is False when it pushed none."""
         path = f"{self._run_path(dag_id, run_id)}/taskInstances/{segment(task_id)}/xcomEntries/return_value"
-        if (
-            self.transport.max_path is not None
-            and len(path) > self.transport.max_path
-            and self.version == "v2"
-        ):
+        limit = self.transport.max_path
+        if limit is not None and len(path) > limit and self.version == "v2":
             return self._result_from_wait(dag_id, run_id, task_id)
         params = {"stringify": "false"} if self.version == "v1" else None
         response = self.transport.request("GET", path, params=params)
@@ -169,18 +192,61 @@ class AirflowApi:
         return True, response.body.get("value")
 
     def _result_from_wait(self, dag_id: str, run_id: str, task_id: str) -> tuple[bool, Any]:
-        # the v2 wait endpoint answers at once for a finished run, with the task's XCom value
+        # the wait endpoint answers a finished run at once, with one line holding the task's XCom
         response = self.transport.request(
             "GET", f"{self._run_path(dag_id, run_id)}/wait", params={"interval": "1", "result": task_id}
         )
         if not response.ok:
             raise AirflowApiError(f"GET result of {task_id} in run {run_id}", response)
-        lines = _ndjson(response.body)
-        for line in reversed(lines):
-            if isinstance(line, Mapping) and isinstance(line.get("results"), Mapping):
-                results = line["results"]
-                return (task_id in results), results.get(task_id)
-        return False, None
+        body = response.body
+        if isinstance(body, str):  # NDJSON text: the last line is the final state
+            lines = [line for line in body.splitlines() if line.strip()]
+            body = json.loads(lines[-1]) if lines else None
+        results = body.get("results") if isinstance(body, Mapping) else None
+        if not isinstance(results, Mapping):
+            return False, None
+        return (task_id in results), results.get(task_id)
+
+    @property
+    def can_stream(self) -> bool:
+        """Whether :meth:`wait_stream` may work here (v2 over plain HTTP)."""
+        return self.version == "v2" and isinstance(self.transport, HttpTransport)
+
+    def wait_stream(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        result_tasks: Sequence[str],
+        interval: float,
+        read_timeout: float,
+    ) -> Generator[DagRun, None, None]:
+        """The run's state every ``interval`` seconds until it finishes (the last one with ``results``).
+
+        Raises :class:`WaitUnsupported` when there is no stream to read, :class:`AirflowUnreachable`
+        when the connection breaks or stays silent for ``read_timeout``. Close the iterator to stop.
+        """
+        if not self.can_stream:
+            raise WaitUnsupported(f"no wait stream over {type(self.transport).__name__} ({self.version})")
+        assert isinstance(self.transport, HttpTransport)
+        params: dict[str, Any] = {"interval": f"{interval:g}"}
+        if result_tasks:
+            params["result"] = list(result_tasks)
+        lines = self.transport.stream(
+            f"{self._run_path(dag_id, run_id)}/wait", params=params, read_timeout=read_timeout
+        )
+        try:
+            for line in lines:
+                if not isinstance(line, Mapping) or not isinstance(line.get("state"), str):
+                    raise AirflowUnreachable(f"the wait stream of run {run_id} sent {str(line)[:200]}")
+                results = line.get("results")
+                yield DagRun(run_id, line["state"], results=results if isinstance(results, Mapping) else {})
+        except StreamRefused as exc:
+            if exc.status in (403, 404, 405):  # no such endpoint (Airflow < 3.1), or no XCom access
+                raise WaitUnsupported(f"the wait stream answered {exc}") from None
+            raise AirflowUnreachable(f"the wait stream of run {run_id} answered {exc}") from None
+        finally:
+            lines.close()
 
     def failure_detail(self, dag_id: str, run_id: str, task: TaskInstance) -> str | None:
         """The exception a failed task raised (``ValueError: bad input``), read from its log."""
@@ -190,19 +256,13 @@ class AirflowApi:
         )
         try:
             response = self.transport.request("GET", path, params={"full_content": "true"})
-        except PathTooLong:
+        except (MwaaRefused, AirflowAuthFailed, AirflowUnreachable) as exc:  # a missing detail fails nothing
+            log.warning("airflow.task_log_unavailable", dag_id=dag_id, run_id=run_id, error=str(exc))
             return None
         if not response.ok:
             return None
         content = response.body.get("content") if isinstance(response.body, Mapping) else response.body
         return exception_from_log(content)
-
-
-def _ndjson(body: Any) -> list[Any]:
-    """The wait endpoint's lines: NDJSON text over HTTP, already decoded when it was one line."""
-    if isinstance(body, str):
-        return [json.loads(line) for line in body.splitlines() if line.strip()]
-    return body if isinstance(body, list) else [body]
 
 
 def exception_from_log(content: Any) -> str | None:

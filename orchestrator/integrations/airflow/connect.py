@@ -5,6 +5,12 @@ connection names, or from an AWS Secrets Manager secret (a JSON object with ``us
 ``password``, or ``token``) read under the task's role session. They live in memory only and are never
 logged. The API version is asked once per connection and process (``GET /api/v2/version``, then
 ``/api/v1/version``; on MWAA the environment's ``AirflowVersion``) unless the connection pins it.
+The connector also remembers, per connection and process, an Airflow whose wait stream answered 404
+(older than 3.1): its runs are polled from then on.
+
+An MWAA connection gets a transport that calls ``invoke_rest_api`` and, for a path over its
+64-character limit, a web session opened from a web login token (:class:`~.transport.MwaaWebSession`),
+both under the task's role.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from orchestrator.integrations.airflow.transport import (
     HttpTransport,
     MwaaRefused,
     MwaaTransport,
-    Transport,
+    MwaaWebSession,
     jwt_exchange,
 )
 from orchestrator.integrations.aws import clients
@@ -102,14 +108,29 @@ def _from_secret(
 class Connector:
     """Opens :class:`AirflowApi` sessions for connections; remembers each connection's API version."""
 
-    def __init__(self, config: Config, http: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, config: Config, http: httpx.BaseTransport | None = None, mwaa_web_scheme: str = "https"
+    ) -> None:
         """``http``: the httpx transport under every HTTP call (default: the network; tests may
-        replay recorded answers with ``httpx.MockTransport``)."""
+        replay recorded answers with ``httpx.MockTransport``). ``mwaa_web_scheme``: how MWAA web
+        servers are reached (``https`` on AWS; a test bridge on loopback speaks ``http``)."""
         self.config = config
         self.http = http
+        self.mwaa_web_scheme = mwaa_web_scheme
         self._versions: dict[str, Version] = {}
         self._environments: dict[str, tuple[Version, str]] = {}  # MWAA: API version, UI base URL
+        self._no_stream: set[str] = set()
         self._lock = threading.Lock()
+
+    def streams(self, name: str) -> bool:
+        """Whether the wait stream is worth trying on connection ``name``."""
+        with self._lock:
+            return name not in self._no_stream
+
+    def no_stream(self, name: str) -> None:
+        """Connection ``name`` has no wait stream (Airflow < 3.1): poll its runs from now on."""
+        with self._lock:
+            self._no_stream.add(name)
 
     def open(
         self,
@@ -119,7 +140,7 @@ class Connector:
     ) -> tuple[AirflowApi, str]:
         """An API session for ``connection`` and the base URL of its UI."""
         if connection.mwaa_environment is not None:
-            return self._mwaa(connection, role_environment)
+            return self._mwaa(connection, role_environment, cancelled or threading.Event())
         assert connection.base_url is not None
         version = self._version_of(connection)
         creds = credentials(connection, self.config, role_environment)
@@ -183,11 +204,13 @@ class Connector:
         return version
 
     def _mwaa(
-        self, connection: Connection, role_environment: Mapping[str, str] | None
+        self,
+        connection: Connection,
+        role_environment: Mapping[str, str] | None,
+        cancelled: threading.Event,
     ) -> tuple[AirflowApi, str]:
         assert connection.mwaa_environment is not None
         client = clients.client("mwaa", self.config, role_environment)
-        transport: Transport = MwaaTransport(client, connection.mwaa_environment)
         with self._lock:
             known = self._environments.get(connection.name)
         if known is None:
@@ -209,4 +232,14 @@ class Connector:
             with self._lock:
                 self._environments[connection.name] = known
         version = known[0] if connection.api_version == "auto" else connection.api_version
+        web = MwaaWebSession(
+            client,
+            connection.mwaa_environment,
+            version,
+            timeout=connection.request_timeout_seconds,
+            scheme=self.mwaa_web_scheme,
+            http=self.http,
+            cancelled=cancelled,
+        )
+        transport = MwaaTransport(client, connection.mwaa_environment, web=web, cancelled=cancelled)
         return AirflowApi(transport, version), known[1]

@@ -8,17 +8,28 @@ One attempt of the Task state is one DAG run:
    always asks for the same run. A 409 means the run exists: a worker crashed after triggering, and this
    one simply resumes waiting, after checking the existing run was started with the same ``conf``.
 3. ``ExternalRunStarted`` goes to the history (once) with the run id and a link to the run in the UI.
-4. The run is polled with back-off (0.2 s growing to ``poll_max_seconds``), heartbeating the task
-   meanwhile; polling errors are retried until the task's deadline, a blip of Airflow fails nothing.
+4. The run is watched until it finishes: on Airflow >= 3.1 over plain HTTP through its wait stream
+   (one NDJSON line a second, the last one carrying the XCom results asked for, so no further call is
+   needed), else (v1, MWAA, an Airflow answering 404, a stream that keeps breaking) by polling with
+   back-off (0.2 s growing to ``poll_max_seconds``). Between two lines or polls the task heartbeats
+   (every 10 s, or a third of ``HeartbeatSeconds``) and checks whether it must stop; polling errors
+   are retried until the task's deadline, a blip of Airflow fails nothing.
 5. ``success``: the result is the XCom ``return_value`` of ``Parameters.ResultTask``, by default of the
    DAG's last task (a task without downstream tasks; of several, the one that finished last).
    ``failed``: ``Airflow.DagRunFailed`` with a JSON cause naming the failed tasks and the exception
    from the first one's log.
 
-Past ``TimeoutSeconds`` (counted from the task's ``TaskStarted``), the run is marked failed in Airflow
-and the task fails with ``States.Timeout``. When the task is cancelled and :meth:`TaskContext.heartbeat`
-confirms it no longer runs (stopped, timed out), the run is cancelled too; when only the worker is
-shutting down, the run is left alone, so that the next attempt to run this task resumes waiting on it.
+Deadlines belong to the engine: ``TimeoutSeconds`` and ``HeartbeatSeconds`` are the machine's timers,
+which record ``TaskTimedOut`` (``States.Timeout``) when they fire, and the worker then sets
+:attr:`TaskContext.cancelled`. Here, a task that must stop asks :meth:`TaskContext.heartbeat` whether
+it still runs: when it does not (stopped, timed out), or when its ``TimeoutSeconds`` has passed, the DAG
+run is marked failed in Airflow; when only the worker is shutting down, the run is left alone, so the
+next attempt to run this task resumes waiting on it. The executor also keeps its own guard on the
+machine's deadline (``TaskRequest.timeout_due``), for a driver that cannot fire the timer while the
+task runs (``run_until_settled`` runs everything in one thread): at that instant it cancels the run
+and raises ``States.Timeout``. That error is never recorded in an execution: the engine lets due
+deadlines fire before it applies a task's answer, and the deadline has passed, so the history says
+``TaskTimedOut``; the error only serves a caller that runs the executor outside an execution.
 """
 
 from __future__ import annotations
@@ -27,7 +38,8 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -39,8 +51,8 @@ from orchestrator.integrations.airflow.api import (
     AirflowApiError,
     DagRun,
     TaskInstance,
+    WaitUnsupported,
     last_tasks,
-    segment,
 )
 from orchestrator.integrations.airflow.connect import ConnectionProblem, Connector
 from orchestrator.integrations.airflow.settings import AirflowSettings, Connection
@@ -48,7 +60,6 @@ from orchestrator.integrations.airflow.transport import (
     AirflowAuthFailed,
     AirflowUnreachable,
     MwaaRefused,
-    PathTooLong,
 )
 
 log = structlog.get_logger(__name__)
@@ -57,6 +68,16 @@ RESULT_TASK = "ResultTask"
 POLL_FIRST = 0.2
 POLL_GROWTH = 1.5
 HEARTBEAT_EVERY = 10.0
+STREAM_INTERVAL = 1.0
+"""Seconds between two lines of the wait stream (Airflow checks the run that often)."""
+STREAM_SILENCE = 10.0
+"""How long past ``STREAM_INTERVAL`` a silent stream is waited for before it counts as broken."""
+STREAM_BREAKS = 3
+"""Broken streams in a row after which the run is polled instead."""
+CANCEL_CHECKS = (1.0, 2.0)
+"""Pauses before each check that a cancelled run stayed cancelled."""
+ACTIVE_TASK_STATES = frozenset({"scheduled", "queued", "running", "restarting", "up_for_retry", "deferred"})
+"""Task instance states of a run that is not really over."""
 
 
 class UnknownConnection(Exception):
@@ -134,7 +155,7 @@ class AirflowExecutor:
             raise TaskError("Airflow.ConnectionFailed", str(exc)) from None
         except MwaaRefused as exc:
             raise _refused(exc) from None
-        run = _Run(context, connection, api, ui_base, dag_id, conf, result_task)
+        run = _Run(context, connection, api, ui_base, dag_id, conf, result_task, self.connector)
         try:
             return run.execute()
         except AirflowUnreachable as exc:
@@ -144,8 +165,6 @@ class AirflowExecutor:
         except AirflowApiError as exc:
             error = "Airflow.ConnectionFailed" if exc.status in (401, 403) else "Airflow.ApiError"
             raise TaskError(error, str(exc)) from None
-        except PathTooLong as exc:
-            raise TaskError("Airflow.PathTooLong", str(exc)) from None
         except MwaaRefused as exc:
             raise _refused(exc) from None
         finally:
@@ -169,6 +188,10 @@ class _Run:
     dag_id: str
     conf: dict[str, Any]
     result_task: str | None
+    connector: Connector
+    deadline: float | None = None
+    beat_every: float = HEARTBEAT_EVERY
+    last_beat: float = field(default_factory=time.monotonic)
 
     @property
     def run_id(self) -> str:
@@ -184,7 +207,9 @@ class _Run:
         )
 
     def execute(self) -> Any:
-        self._check_path_limit()
+        self.deadline = self._deadline()
+        if self.context.task.heartbeat_seconds:
+            self.beat_every = max(0.5, min(HEARTBEAT_EVERY, self.context.task.heartbeat_seconds / 3))
         dag = self.api.get_dag(self.dag_id)
         if dag is None:
             raise TaskError(
@@ -214,22 +239,10 @@ class _Run:
                 )
             self._log().info("airflow.run_resumed", state=existing.state)
         self._record_started()
-        finished = self._wait()
+        finished = self._wait([self.result_task] if self.result_task is not None else leaves)
         if finished.state == "success":
-            return self._result(leaves)
+            return self._result(leaves, finished)
         raise TaskError("Airflow.DagRunFailed", self._failure_cause())
-
-    def _check_path_limit(self) -> None:
-        """On MWAA, refuse before triggering a run we could not follow (its paths over 64 characters)."""
-        limit = self.api.transport.max_path
-        longest = f"/dags/{segment(self.dag_id)}/dagRuns/{segment(self.run_id)}/wait"
-        if limit is not None and len(longest) > limit:
-            raise TaskError(
-                "Airflow.PathTooLong",
-                f"DAG id {self.dag_id!r} is too long for MWAA: its run paths ({longest!r}, {len(longest)} "
-                f"characters) exceed MWAA's {limit}-character limit; use a DAG id of at most "
-                f"{limit - len(longest) + len(segment(self.dag_id))} characters",
-            )
 
     def _url(self) -> str:
         return ui_link(self.ui_base, self.api.version, self.dag_id, self.run_id)
@@ -254,6 +267,10 @@ class _Run:
         )
 
     def _deadline(self) -> float | None:
+        """When ``TimeoutSeconds`` passes: the machine's own deadline (same clock), else counted from
+        the history's ``TaskStarted`` or from now (an executor called outside an execution)."""
+        if self.context.task.timeout_due is not None:
+            return self.context.task.timeout_due
         timeout = self.context.task.timeout_seconds
         if not timeout:
             return None
@@ -264,13 +281,46 @@ class _Run:
                 break
         return started + timeout
 
-    def _wait(self) -> DagRun:
-        deadline = self._deadline()
+    def _wait(self, wanted: list[str]) -> DagRun:
+        """Until the run finishes: through the wait stream when there is one, else by polling."""
+        if self.api.can_stream and self.connector.streams(self.connection.name):
+            run = self._wait_streaming(wanted)
+            if run is not None:
+                return run
+        return self._wait_polling()
+
+    def _wait_streaming(self, wanted: list[str]) -> DagRun | None:
+        """Read the run's wait stream; None when there is none (or it keeps breaking): poll instead."""
+        state, breaks = "queued", 0
+        while breaks < STREAM_BREAKS:
+            updates = self.api.wait_stream(
+                self.dag_id,
+                self.run_id,
+                result_tasks=wanted,
+                interval=STREAM_INTERVAL,
+                read_timeout=STREAM_INTERVAL + STREAM_SILENCE,
+            )
+            try:
+                with closing(updates):
+                    for run in updates:
+                        if run.finished:
+                            self._log().info("airflow.run_finished", state=run.state, watched="stream")
+                            return run
+                        state, breaks = run.state, 0
+                        self._between(state)
+            except WaitUnsupported as exc:
+                self.connector.no_stream(self.connection.name)
+                self._log().info("airflow.wait_stream_unsupported", detail=str(exc))
+                return None
+            except AirflowUnreachable as exc:
+                self._log().warning("airflow.wait_stream_broken", error=str(exc))
+            breaks += 1
+            self._between(state)
+            self.context.cancelled.wait(POLL_FIRST * 2**breaks)
+        return None
+
+    def _wait_polling(self) -> DagRun:
         interval = POLL_FIRST
-        last_beat = time.monotonic()
-        beat_every = HEARTBEAT_EVERY
-        if self.context.task.heartbeat_seconds:
-            beat_every = max(0.5, min(HEARTBEAT_EVERY, self.context.task.heartbeat_seconds / 3))
         state = "queued"
         while True:
             try:
@@ -279,24 +329,25 @@ class _Run:
                 self._log().warning("airflow.poll_failed", error=str(exc))
             else:
                 if run.finished:
-                    self._log().info("airflow.run_finished", state=run.state)
+                    self._log().info("airflow.run_finished", state=run.state, watched="polling")
                     return run
                 state = run.state
-            if self.context.cancelled.is_set():
-                self._cancelled()
-            if deadline is not None and time.time() >= deadline:
-                self._cancel_run("timeout")
-                raise TaskError(
-                    "States.Timeout",
-                    f"DAG run {self.run_id} of {self.dag_id!r} did not finish within "
-                    f"{self.context.task.timeout_seconds} s (TimeoutSeconds); it was cancelled in Airflow",
-                )
-            if time.monotonic() - last_beat >= beat_every:
-                self._heartbeat(state)
-                last_beat = time.monotonic()
-            pause = interval if deadline is None else max(0.0, min(interval, deadline - time.time()))
+            self._between(state)
+            pause = interval
+            if self.deadline is not None:
+                pause = max(0.0, min(interval, self.deadline - time.time()))
             self.context.cancelled.wait(pause)
             interval = min(interval * POLL_GROWTH, self.connection.poll_max_seconds)
+
+    def _between(self, state: str) -> None:
+        """Between two looks at the run: stop when the task must, heartbeat when it is due."""
+        if self.context.cancelled.is_set():
+            self._cancelled()
+        if self.deadline is not None and time.time() >= self.deadline:
+            self._timed_out()
+        if time.monotonic() - self.last_beat >= self.beat_every:
+            self._heartbeat(state)
+            self.last_beat = time.monotonic()
 
     def _heartbeat(self, state: str) -> None:
         try:
@@ -311,27 +362,56 @@ class _Run:
         try:
             self.context.heartbeat(None)
         except TaskCancelled:
-            self._cancel_run("task stopped")
+            self._cancel_run("task stopped or timed out")
             raise
+        if self.deadline is not None and time.time() >= self.deadline:
+            self._timed_out()  # over by TimeoutSeconds, even if the machine has not said so yet
         self._log().info(
             "airflow.worker_stopping", detail="the DAG run goes on; the task resumes waiting on it"
         )
         raise TaskCancelled(f"worker stopping; DAG run {self.run_id} of {self.dag_id!r} continues")
 
+    def _timed_out(self) -> NoReturn:
+        """``TimeoutSeconds`` has passed: cancel the run; the engine records ``TaskTimedOut`` (see the
+        module docstring: this error never reaches an execution's history)."""
+        self._cancel_run("timeout")
+        raise TaskError(
+            "States.Timeout",
+            f"DAG run {self.run_id} of {self.dag_id!r} did not finish within "
+            f"{self.context.task.timeout_seconds} s (TimeoutSeconds); it was cancelled in Airflow",
+        )
+
     def _cancel_run(self, why: str) -> None:
+        """Mark the run failed, and check it stayed so: a scheduler that was deciding about the run
+        while the PATCH landed may still start a queued task or settle the run (seen on Airflow 3.3),
+        so the run is looked at again after ``CANCEL_CHECKS`` pauses and cancelled again if needed."""
         try:
             self.api.cancel(self.dag_id, self.run_id)
-        except (AirflowUnreachable, AirflowApiError, MwaaRefused) as exc:
+            for pause in CANCEL_CHECKS:
+                time.sleep(pause)
+                active = [
+                    ti.task_id
+                    for ti in self.api.task_instances(self.dag_id, self.run_id)
+                    if ti.state in ACTIVE_TASK_STATES
+                ]
+                state = self.api.get_run(self.dag_id, self.run_id).state
+                if state == "failed" and not active:
+                    break
+                self._log().warning("airflow.cancel_again", airflow_state=state, active_tasks=active)
+                self.api.cancel(self.dag_id, self.run_id)
+        except (AirflowUnreachable, AirflowApiError, MwaaRefused, AirflowAuthFailed) as exc:
             self._log().error("airflow.cancel_failed", why=why, error=str(exc))
         else:
             self._log().info("airflow.run_cancelled", why=why)
 
-    def _result(self, leaves: list[str]) -> Any:
+    def _result(self, leaves: list[str], finished: DagRun) -> Any:
         task_id = self.result_task
         if task_id is None:
             task_id = self._last_task(leaves)
             if task_id is None:
                 return None
+        if finished.results is not None:  # the wait stream brought the results asked for
+            return finished.results.get(task_id)
         _, value = self.api.xcom_return_value(self.dag_id, self.run_id, task_id)
         return value
 

@@ -1,5 +1,7 @@
 """Airflow Task states in durable executions (SQLite and PostgreSQL) against the real Airflow 3:
-a result flows on, a failure is caught in ASL, the history links the runs, a crash is safe."""
+a result flows on, a failure is caught in ASL, the history links the runs, a crash is safe, and a
+task past its TimeoutSeconds ends with the machine's TaskTimedOut while its DAG run is cancelled,
+whether the execution is driven inline or by a worker firing the deadline from the timers queue."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from orchestrator.executions import codec
 from orchestrator.executions.tasks import TaskContext
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.store import EventStore
+from orchestrator.worker import Worker, WorkerSettings
 
 from .conftest import Airflow
 
@@ -41,13 +44,68 @@ MACHINE = {
 }
 
 
+SLOW = {
+    "StartAt": "Slow",
+    "States": {
+        "Slow": {
+            "Type": "Task",
+            "Resource": "airflow:orch_slow",
+            "Parameters": {"seconds": 600},
+            "TimeoutSeconds": 4,
+            "End": True,
+        }
+    },
+}
+
+
 @pytest.fixture
 def runtime(database_url: str, airflow_config: Config) -> Iterator[Runtime]:
     store = EventStore.from_url(database_url, auto_upgrade=True)
     runtime = build_runtime(store, airflow_config)
     runtime.registry.publish("pipeline", MACHINE)
+    runtime.registry.publish("slow", SLOW)
     yield runtime
     store.close()
+
+
+def _timed_out_and_cancelled(airflow: Airflow, runtime: Runtime, execution: str) -> None:
+    """The task ended with the machine's TaskTimedOut (no TaskFailed) and its DAG run was cancelled."""
+    described = runtime.executions.describe(execution)
+    assert (described["status"], described["error"]) == ("FAILED", "States.Timeout"), described
+    history = runtime.executions.history(execution)
+    types = [event.type for event in history]
+    assert types.count("TaskTimedOut") == 1 and "TaskFailed" not in types and "TaskSucceeded" not in types
+    [started] = [event.details for event in history if event.type == "ExternalRunStarted"]
+    assert airflow.run("orch_slow", started["runId"])["state"] == "failed"
+    assert airflow.task_states("orch_slow", started["runId"])["sleepy"] in {"failed", "skipped"}
+
+
+def test_timeout_seconds_inline_records_task_timed_out_and_cancels_the_run(
+    airflow: Airflow, runtime: Runtime
+) -> None:
+    loaded, _ = runtime.executions.start("slow", {})
+
+    runtime.executions.run_until_settled(loaded.id, timeout=300)
+
+    _timed_out_and_cancelled(airflow, runtime, loaded.id)
+
+
+def test_timeout_seconds_through_a_worker_records_task_timed_out_and_cancels_the_run(
+    airflow: Airflow, runtime: Runtime
+) -> None:
+    loaded, _ = runtime.executions.start("slow", {})
+    settings = WorkerSettings(
+        concurrency=2,
+        until_idle=True,
+        lease_seconds=30.0,
+        poll_seconds=0.5,
+        registry_seconds=0.5,
+        heartbeat_seconds=0.3,
+    )
+
+    Worker(runtime, settings).run()
+
+    _timed_out_and_cancelled(airflow, runtime, loaded.id)
 
 
 def test_a_dag_result_flows_on_and_a_failed_run_is_caught(airflow: Airflow, runtime: Runtime) -> None:
