@@ -28,7 +28,8 @@ from fastapi.responses import RedirectResponse, Response
 from orchestrator.api.app import runtime_of
 from orchestrator.api.auth import FORM_FIELD, LoginRequired, Session, session_of
 from orchestrator.api.errors import status_of
-from orchestrator.api.ui import render
+from orchestrator.api.reads import REDRIVABLE
+from orchestrator.api.ui import message_page, render
 from orchestrator.errors import UsageError
 from orchestrator.registry.model import Route
 from orchestrator.runtime import Runtime
@@ -37,7 +38,6 @@ log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 MAX_FORM_BYTES = 64 * 1024
-REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 class Refused(Exception):
@@ -92,13 +92,7 @@ def _act(
 
 
 def _message(request: Request, session: Session | None, status: int, message: str, back: str) -> Response:
-    context = {
-        "who": session.principal if session else None,
-        "title": "Not done",
-        "message": message,
-        "back": back,
-    }
-    return render(request, "message.html", context, status_code=status)
+    return message_page(request, status, message, who=session.principal if session else None, back=back)
 
 
 def _confirm(request: Request, session: Session, **context: Any) -> Response:

@@ -126,13 +126,7 @@ def page_session(request: Request) -> Session:
     return session
 
 
-def page_viewer(request: Request) -> Principal:
-    """For UI pages: the viewer behind the cookie (or bearer token); otherwise go to the login form."""
-    return page_session(request).principal
-
-
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
-PageViewer = Annotated[Principal, Depends(page_viewer)]
 PageSession = Annotated[Session, Depends(page_session)]

@@ -75,8 +75,6 @@ def _is_page(request: Request) -> bool:
 
 
 def _page(request: Request, status: int, message: str) -> Response:
-    from orchestrator.api.ui import render  # noqa: PLC0415 - the UI module imports this one
+    from orchestrator.api.ui import message_page  # noqa: PLC0415 - the UI module imports this one
 
-    title = "Not found" if status == 404 else "Not done"
-    context = {"who": None, "title": title, "message": message, "back": "/executions"}
-    return render(request, "message.html", context, status_code=status)
+    return message_page(request, status, message)

@@ -28,6 +28,7 @@ import binascii
 import hmac
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -65,6 +66,26 @@ def _problem(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+async def _read_body(request: Request, settings: Settings) -> bytes | JSONResponse:
+    """The raw body, or the answer refusing it: 413 beyond ``max_body_bytes``, 400 for a bad length."""
+    try:
+        return await _body(request, settings.max_body_bytes)
+    except _TooLarge:
+        return _problem(413, f"body larger than {settings.max_body_bytes} bytes")
+    except ValueError as exc:
+        return _problem(400, str(exc))
+
+
+async def _store(request: Request, accept: Callable[..., str], item: Any) -> str | JSONResponse:
+    """Store ``item`` in the inbox with ``accept`` (in the thread pool): its outcome, or 503 (the sender
+    tries again later) when the store fails."""
+    try:
+        return await run_in_threadpool(accept, runtime_of(request).store, item, received_at=time.time())
+    except StoreError as exc:
+        log.error("phabricator.inbox_unavailable", error=str(exc))
+        return _problem(503, "the inbox is unavailable; send again later")
+
+
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -87,12 +108,9 @@ async def phabricator_webhook(request: Request) -> JSONResponse:
     if not settings.hmac_key:
         log.warning("phabricator.webhook_unconfigured")
         return _problem(503, "no webhook HMAC key is configured (ORCHESTRATOR_PHABRICATOR_HMAC_KEY)")
-    try:
-        body = await _body(request, settings.max_body_bytes)
-    except _TooLarge:
-        return _problem(413, f"body larger than {settings.max_body_bytes} bytes")
-    except ValueError as exc:
-        return _problem(400, str(exc))
+    body = await _read_body(request, settings)
+    if isinstance(body, JSONResponse):
+        return body
     try:
         webhook.verify(settings.hmac_key, body, request.headers.get(webhook.SIGNATURE_HEADER))
     except webhook.BadSignature as exc:
@@ -102,13 +120,9 @@ async def phabricator_webhook(request: Request) -> JSONResponse:
         delivery = webhook.parse(body)
     except webhook.MalformedDelivery as exc:
         return _problem(400, f"not a Herald webhook body: {exc}")
-    try:
-        outcome = await run_in_threadpool(
-            inbox.accept, runtime_of(request).store, delivery, received_at=time.time()
-        )
-    except StoreError as exc:
-        log.error("phabricator.inbox_unavailable", error=str(exc))
-        return _problem(503, "the inbox is unavailable; send again later")
+    outcome = await _store(request, inbox.accept, delivery)
+    if isinstance(outcome, JSONResponse):
+        return outcome
     return JSONResponse({"status": outcome, "delivery": delivery.key})
 
 
@@ -150,12 +164,9 @@ async def harbormaster_build_step(request: Request) -> JSONResponse:
     refusal = _harbormaster_refusal(request, settings)
     if refusal is not None:
         return refusal
-    try:
-        await _body(request, settings.max_body_bytes)
-    except _TooLarge:
-        return _problem(413, f"body larger than {settings.max_body_bytes} bytes")
-    except ValueError as exc:
-        return _problem(400, str(exc))
+    refused = await _read_body(request, settings)  # read only to enforce its size: all is in the query
+    if isinstance(refused, JSONResponse):
+        return refused
     query = request.query_params
     target = query.get("target", "")
     if not _TARGET.match(target):
@@ -171,11 +182,7 @@ async def harbormaster_build_step(request: Request) -> JSONResponse:
             call[name] = int(value.removeprefix("D"))
         else:
             return _problem(400, f"query parameter {name!r} must be a number, got {value!r}")
-    try:
-        outcome = await run_in_threadpool(
-            inbox.accept_harbormaster, runtime_of(request).store, call, received_at=time.time()
-        )
-    except StoreError as exc:
-        log.error("phabricator.inbox_unavailable", error=str(exc))
-        return _problem(503, "the inbox is unavailable; send again later")
+    outcome = await _store(request, inbox.accept_harbormaster, call)
+    if isinstance(outcome, JSONResponse):
+        return outcome
     return JSONResponse({"status": outcome, "target": target})

@@ -151,7 +151,8 @@ def key_of(definition: Mapping[str, Any], scope: str, name: str) -> str:
 
 def fold(definition: Mapping[str, Any], history: Iterable[HistoryEvent]) -> dict[str, StateOutcome]:
     """The outcome of every state of ``definition`` after ``history`` (keys as :func:`state_keys`)."""
-    outcomes = {key: StateOutcome(key, name) for key, (name, _) in state_keys(definition).items()}
+    keys = state_keys(definition)
+    outcomes = {key: StateOutcome(key, name) for key, (name, _) in keys.items()}
     current: dict[str, Visit] = {}
     for event in history:
         kind = event.type
@@ -167,7 +168,7 @@ def fold(definition: Mapping[str, Any], history: Iterable[HistoryEvent]) -> dict
             current[event.scope] = visit
             if kind == "FailStateEntered":
                 visit.status = FAILED
-                _, state = state_keys(definition).get(key, (name, {}))
+                _, state = keys.get(key, (name, {}))
                 visit.error = _text(state.get("Error"))
                 visit.cause = _text(state.get("Cause"))
         elif kind.endswith("StateExited"):

@@ -19,6 +19,8 @@ from orchestrator.registry.service import UnknownStateMachine
 from orchestrator.runtime import Runtime
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT")
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+"""The statuses of executions that can be redriven."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +75,13 @@ def executions_page(
     runtime: Runtime, *, state_machine: str | None, status: str | None, offset: int, limit: int
 ) -> Page:
     """A page of executions, newest first, each with who approved its version and its duration."""
-    rows = runtime.executions.list(state_machine=state_machine, status=status)
+    rows = runtime.executions.list(state_machine=state_machine, status=status, limit=limit, offset=offset)
+    total = runtime.store.count_execution_summaries(
+        state_machine=state_machine, status=None if status is None else status.upper()
+    )
     versions = Versions(runtime)
     items = []
-    for row in rows[offset : offset + limit]:
+    for row in rows:
         version = versions.version(str(row.get("stateMachine")), row.get("version"))
         items.append(
             {
@@ -86,7 +91,7 @@ def executions_page(
                 "durationSeconds": duration(row.get("startDate"), row.get("stopDate")),
             }
         )
-    return Page(items, len(rows), offset, limit)
+    return Page(items, total, offset, limit)
 
 
 def duration(start: Any, stop: Any) -> float | None:

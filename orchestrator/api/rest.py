@@ -439,7 +439,7 @@ def reset_execution(
 )
 def redrive_execution(execution: ExecutionId, runtime: RuntimeDep, who: Operator) -> dict[str, Any]:
     """Re-run a failed, timed-out or aborted execution from the states that did not succeed (operators)."""
-    _expect_status(runtime, execution, ("FAILED", "TIMED_OUT", "ABORTED"), "redriven")
+    _expect_status(runtime, execution, reads.REDRIVABLE, "redriven")
     loaded = runtime.executions.redrive(execution, by=who.owner)
     log.info("api.redriven", execution=execution, by=who.owner)
     return _summary(loaded)

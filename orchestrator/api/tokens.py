@@ -18,6 +18,7 @@ does not justify a dependency).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -31,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from orchestrator.asl.timestamps import format_seconds
 from orchestrator.errors import UsageError
 from orchestrator.store import ConcurrencyError, EventStore, NewEvent
 
@@ -86,7 +88,7 @@ class TokenInfo:
 
     def expired(self, now: datetime) -> bool:
         """Whether the token has expired at ``now``."""
-        return self.expires_at is not None and _parse(self.expires_at) <= now
+        return self.expires_at is not None and datetime.fromisoformat(self.expires_at) <= now
 
     def to_json(self) -> dict[str, Any]:
         """Camel-cased JSON, as the API and ``tokens list --json`` print it."""
@@ -137,7 +139,7 @@ class Tokens:
         if expires_in is not None:
             if expires_in <= timedelta(0) or expires_in > MAX_EXPIRY:
                 raise UsageError("invalid expiry: more than 0 seconds and at most 3650 days")
-            data["expiresAt"] = _iso(self.clock() + expires_in)
+            data["expiresAt"] = format_seconds(self.clock() + expires_in)
         for _ in range(10):
             version = self.store.stream_version(STREAM)
             try:
@@ -198,7 +200,7 @@ class Tokens:
             records = self.store.read_stream(STREAM)
             for record in records:
                 data = record.data
-                at = _iso(record.recorded_at)
+                at = format_seconds(record.recorded_at)
                 if record.type == CREATED:
                     digests[data["id"]] = str(data["sha256"])
                     infos[data["id"]] = TokenInfo(
@@ -210,16 +212,8 @@ class Tokens:
                         expires_at=data.get("expiresAt"),
                     )
                 elif record.type == REVOKED and data["id"] in infos:
-                    old = infos[data["id"]]
-                    infos[data["id"]] = TokenInfo(
-                        old.id,
-                        old.owner,
-                        old.role,
-                        old.created_at,
-                        old.created_by,
-                        at,
-                        str(data.get("by")),
-                        old.expires_at,
+                    infos[data["id"]] = dataclasses.replace(
+                        infos[data["id"]], revoked_at=at, revoked_by=str(data.get("by"))
                     )
             self._state = _State(len(records), digests, infos)
             return self._state
@@ -227,11 +221,3 @@ class Tokens:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -41,6 +41,7 @@ from orchestrator.api import graph, outcomes, reads
 from orchestrator.api.app import live_hub_of, runtime_of
 from orchestrator.api.auth import COOKIE, PageSession, Session, Viewer, tokens_of
 from orchestrator.api.errors import NotFound
+from orchestrator.api.tokens import Principal
 from orchestrator.engine.events import iso
 from orchestrator.executions.service import TERMINAL, Loaded
 from orchestrator.registry.service import diff
@@ -74,6 +75,19 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     return response
+
+
+def message_page(
+    request: Request, status: int, message: str, *, who: Principal | None = None, back: str = "/executions"
+) -> HTMLResponse:
+    """A page saying why a request was refused or failed, with the status the API would answer."""
+    title = "Not found" if status == 404 else "Not done"
+    return render(
+        request,
+        "message.html",
+        {"who": who, "title": title, "message": message, "back": back},
+        status_code=status,
+    )
 
 
 def _fmt_time(value: Any) -> str:
@@ -234,7 +248,7 @@ def execution_page(
         "layout": graph.layout(view["definition"]),
         "notice": NOTICES.get(notice),
         "can_stop": loaded.status == "RUNNING",
-        "can_redrive": loaded.status in ("FAILED", "TIMED_OUT", "ABORTED"),
+        "can_redrive": loaded.status in reads.REDRIVABLE,
     }
     return render(request, "execution.html", context)
 

@@ -24,7 +24,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
-__all__ = ["format_timestamp", "parse_timestamp", "timestamp_key"]
+__all__ = ["format_seconds", "format_timestamp", "parse_timestamp", "timestamp_key"]
 
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))",
@@ -109,3 +109,11 @@ def format_timestamp(dt: datetime) -> str:
         f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
         f".{u.microsecond // 1000:03d}Z"
     )
+
+
+def format_seconds(moment: datetime | float) -> str:
+    """Render ``moment`` (an aware datetime, or seconds since the epoch) in UTC to the second, with ``Z``:
+    ``2024-01-02T03:04:05Z``, as the CLI, the token list and ``RoleAssumed`` events show times."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

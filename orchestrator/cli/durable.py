@@ -9,12 +9,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from orchestrator.asl.timestamps import format_seconds
+from orchestrator.cli.tables import column_widths, cut, row_text, table
 from orchestrator.config import Config
 from orchestrator.engine.events import HistoryEvent
 from orchestrator.engine.local import load_json_file, parse_json
@@ -130,7 +131,7 @@ def versions_command(name: str, as_json: bool, database_url: str) -> None:
             "version": v.version,
             "sha256": v.sha256,
             "publishedBy": v.published_by,
-            "publishedAt": _iso(v.published_at),
+            "publishedAt": format_seconds(v.published_at),
             "description": v.description,
             "revision": v.revision,
         }
@@ -140,7 +141,7 @@ def versions_command(name: str, as_json: bool, database_url: str) -> None:
     if as_json:
         _echo_json({"name": name, "versions": rows, "aliases": aliases})
         return
-    _table(
+    table(
         ["VERSION", "SHA256", "PUBLISHED", "BY", "DESCRIPTION"],
         [
             [
@@ -250,7 +251,7 @@ def _wait(s: Runtime, loaded: Loaded) -> Loaded:
                 f"{current.status:9s} {_current_state(current) or '-'}  {time.monotonic() - began:6.1f}s  "
                 f"{len(current.history)} events, last {current.history[-1].type}"
             )
-            click.echo("\r\033[K" + _cut(line, max(20, width - 1)), err=True, nl=False)
+            click.echo("\r\033[K" + cut(line, max(20, width - 1)), err=True, nl=False)
 
     done = s.executions.run_until_settled(loaded.id, on_event=progress)
     if show:
@@ -358,7 +359,7 @@ def executions_list(state_machine: str | None, status: str | None, as_json: bool
     if as_json:
         _echo_json(rows)
         return
-    _table(
+    table(
         ["EXECUTION", "STATUS", "VERSION", "STARTED", "STOPPED", "BY"],
         [
             [
@@ -417,7 +418,7 @@ def history_command(execution: str, as_json: bool, reverse: bool, follow: bool, 
         _echo_json([e.to_aws() for e in events])
         return
     start = min((e.timestamp for e in events), default=0.0)
-    _table(["ID", "TYPE", "STATE", "ELAPSED", "DETAIL"], [_history_row(e, start) for e in events])
+    table(["ID", "TYPE", "STATE", "ELAPSED", "DETAIL"], [_history_row(e, start) for e in events])
 
 
 def _follow(s: Runtime, execution: str, events: list[HistoryEvent], as_json: bool) -> None:
@@ -425,9 +426,9 @@ def _follow(s: Runtime, execution: str, events: list[HistoryEvent], as_json: boo
     headers = ["ID", "TYPE", "STATE", "ELAPSED", "DETAIL"]
     start = events[0].timestamp if events else 0.0
     rows = [_history_row(e, start) for e in events]
-    widths = _widths(headers, [*rows, ["00000", "TaskStateEntered", "x" * 16, "00000.000s", ""]])
+    fitted = column_widths(headers, [*rows, ["00000", "TaskStateEntered", "x" * 16, "00000.000s", ""]])
     if not as_json:
-        click.echo(_line(headers, widths))
+        click.echo(row_text(headers, fitted))
     seen = 0
     try:
         while True:
@@ -437,7 +438,7 @@ def _follow(s: Runtime, execution: str, events: list[HistoryEvent], as_json: boo
                 if as_json:
                     _echo_json(event.to_aws())
                 else:
-                    click.echo(_line(_history_row(event, start), widths))
+                    click.echo(row_text(_history_row(event, start), fitted))
             seen = len(loaded.history)
             sys.stdout.flush()
             if loaded.status in TERMINAL:
@@ -491,48 +492,6 @@ def _history_row(event: HistoryEvent, start: float) -> list[str]:
     elif "index" in d:
         detail = f"iteration {d['index']}"
     return [str(event.id), event.type, str(d.get("name", "")), f"{event.timestamp - start:.3f}s", detail]
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    """Print rows as aligned columns that fit the terminal (``COLUMNS``, else its width, else 120)."""
-    if not rows:
-        click.echo("(none)")
-        return
-    widths = _widths(headers, rows)
-    click.echo(_line(headers, widths))
-    for row in rows:
-        click.echo(_line(row, widths))
-
-
-def _widths(headers: list[str], rows: list[list[str]]) -> list[int]:
-    """Column widths that fit the terminal: the widest column gives way first, never below its header
-    (or 6 characters); cut cells end with an ellipsis."""
-    available = shutil.get_terminal_size((120, 20)).columns - 2 * (len(headers) - 1) - 1
-    cols = [max(len(h), *(len(r[i].replace("\n", " ")) for r in rows)) for i, h in enumerate(headers)]
-    floor = [max(6, min(len(h), 12)) for h in headers]
-    while sum(cols) > available:
-        shrinkable = [i for i, w in enumerate(cols) if w > floor[i]]
-        if not shrinkable:
-            break
-        cols[max(shrinkable, key=lambda i: cols[i])] -= 1
-    return cols
-
-
-def _line(cells: list[str], widths: list[int]) -> str:
-    last = len(cells) - 1
-    parts = [
-        _cut(c, widths[i]) if i == last else _cut(c, widths[i]).ljust(widths[i]) for i, c in enumerate(cells)
-    ]
-    return "  ".join(parts).rstrip()
-
-
-def _cut(text: str, width: int) -> str:
-    text = text.replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 COMMANDS = [

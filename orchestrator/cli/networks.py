@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.durable import _table, load_config
+from orchestrator.cli.durable import load_config
+from orchestrator.cli.tables import table
 from orchestrator.engine.local import load_json_file, parse_json
 from orchestrator.errors import UsageError
 from orchestrator.executions.tasks import TaskError
@@ -75,7 +76,7 @@ def list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"folder": str(settings.folder), "networks": rows}, ensure_ascii=False))
         return
-    _table(
+    table(
         ["NAME", "VALID", "NODES", "INPUT", "OUTPUT", "DESCRIPTION"],
         [
             [

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 import click
 
-from orchestrator.api.tokens import ROLES, Tokens, parse_duration
+from orchestrator.api.tokens import ROLES, TokenInfo, Tokens, parse_duration
 from orchestrator.cli.durable import database_option, services
+from orchestrator.cli.tables import table
 
 
 def _actor() -> str:
@@ -65,15 +66,19 @@ def list_command(as_json: bool, database_url: str) -> None:
     if as_json:
         click.echo(json.dumps([i.to_json() for i in infos]))
         return
-    if not infos:
-        click.echo("(none)")
-        return
-    click.echo(f"{'ID':12}  {'ROLE':8}  {'OWNER':20}  {'CREATED':20}  STATUS")
-    for i in infos:
-        status = f"revoked {i.revoked_at} by {i.revoked_by}" if i.revoked_at else "active"
-        if not i.revoked_at and i.expires_at:
-            status = f"{'expired' if i.expired(datetime.now(UTC)) else 'expires'} {i.expires_at}"
-        click.echo(f"{i.id:12}  {i.role:8}  {i.owner[:20]:20}  {i.created_at:20}  {status}")
+    now = datetime.now(UTC)
+    table(
+        ["ID", "ROLE", "OWNER", "CREATED", "STATUS"],
+        [[i.id, i.role, i.owner, i.created_at, _status(i, now)] for i in infos],
+    )
+
+
+def _status(info: TokenInfo, now: datetime) -> str:
+    if info.revoked_at:
+        return f"revoked {info.revoked_at} by {info.revoked_by}"
+    if info.expires_at:
+        return f"{'expired' if info.expired(now) else 'expires'} {info.expires_at}"
+    return "active"
 
 
 @tokens_group.command("revoke")

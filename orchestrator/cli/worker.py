@@ -6,13 +6,15 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 import structlog
 
-from orchestrator.cli.durable import _table, database_option, load_config
+from orchestrator.asl.timestamps import format_seconds
+from orchestrator.cli.durable import database_option, load_config
+from orchestrator.cli.tables import table
 from orchestrator.errors import UsageError
 from orchestrator.runtime import build_runtime
 from orchestrator.store import EventStore, StoreBusy, StoreError, StoreUnavailable, WorkerRecord, urls
@@ -197,7 +199,7 @@ def workers_command(as_json: bool, stale_after: float, show_all: bool, database_
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
-    _table(
+    table(
         ["WORKER", "HOST", "PID", "QUEUES", "RUNNING", "HEARTBEAT", "CURRENT"],
         [
             [
@@ -221,8 +223,8 @@ def _worker_json(record: WorkerRecord, now: datetime) -> dict[str, Any]:
         "pid": record.pid,
         "queues": list(record.queues),
         "concurrency": record.concurrency,
-        "started": _iso(record.started_at),
-        "heartbeat": _iso(record.heartbeat_at),
+        "started": format_seconds(record.started_at),
+        "heartbeat": format_seconds(record.heartbeat_at),
         "heartbeatAgeSeconds": round(max(0.0, (now - record.heartbeat_at).total_seconds()), 3),
         "current": list(record.current),
     }
@@ -232,10 +234,6 @@ def _current(item: dict[str, Any]) -> str:
     where = item.get("execution") or item.get("work") or "?"
     state = item.get("state")
     return f"{where} {state}" if state else str(where)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 COMMANDS = [worker_command, workers_command]

@@ -200,7 +200,7 @@ class Worker:
                         handler(work, self.id)
                     else:
                         self.runtime.executions.process(work, self.id, cancelled=item.cancelled)
-                    item.finished = True
+                    item.finished = True  # at once: the heartbeat must not cancel a task just answered
                     self.metrics.succeeded.labels(*labels).inc()
                     log.debug("worker.item_done")
             except LeaseLost:
@@ -228,7 +228,7 @@ class Worker:
         execution, token = item.execution, item.task
         if execution is None or token is None:
             return
-        task = self.runtime.executions.load(execution).machine.tasks.get(token)
+        task = self.runtime.executions.load(execution, work=item.work).machine.tasks.get(token)
         if task is not None:
             item.state, item.attempt = task.state_name, task.attempt
 
@@ -299,7 +299,7 @@ class Worker:
             if execution is None or token is None or item.finished or item.cancelled.is_set():
                 continue
             try:
-                pending = self._task_pending(execution, token)
+                pending = self.runtime.executions.task_pending(execution, token)
             except StoreError as error:
                 log.warning("worker.task_check_failed", error=str(error))
                 return
@@ -315,9 +315,6 @@ class Worker:
                     state=item.state,
                     reason="no longer pending",
                 )
-
-    def _task_pending(self, execution: str, token: str) -> bool:
-        return self.runtime.executions.task_pending(execution, token)
 
     # ------------------------------------------------------------------ registry
     def _record(self) -> WorkerRecord:

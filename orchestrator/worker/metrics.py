@@ -35,30 +35,22 @@ class WorkerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ["queue", "kind"]
-        self.claimed = Counter(
-            "orchestrator_worker_claimed", "Work items claimed.", labels, registry=self.registry
-        )
-        self.succeeded = Counter(
-            "orchestrator_worker_succeeded", "Work items done and completed.", labels, registry=self.registry
-        )
-        self.failed = Counter(
+
+        def per_item(name: str, documentation: str) -> Counter:
+            return Counter(name, documentation, ["queue", "kind"], registry=self.registry)
+
+        self.claimed = per_item("orchestrator_worker_claimed", "Work items claimed.")
+        self.succeeded = per_item("orchestrator_worker_succeeded", "Work items done and completed.")
+        self.failed = per_item(
             "orchestrator_worker_failed",
             "Work items whose processing raised; claimed again after their lease expires.",
-            labels,
-            registry=self.registry,
         )
-        self.retried = Counter(
+        self.retried = per_item(
             "orchestrator_worker_retried",
             "Work items claimed again after an earlier claim did not complete them.",
-            labels,
-            registry=self.registry,
         )
-        self.lease_expirations = Counter(
-            "orchestrator_worker_lease_expirations",
-            "Leases lost before the item was completed.",
-            labels,
-            registry=self.registry,
+        self.lease_expirations = per_item(
+            "orchestrator_worker_lease_expirations", "Leases lost before the item was completed."
         )
         self.dispatch_latency = Histogram(
             "orchestrator_worker_dispatch_latency_seconds",

@@ -148,7 +148,9 @@ def page(browser: object, site: Site) -> Iterator[object]:
 def test_list_to_execution_to_failed_state_error(page: object, site: Site) -> None:
     p = page
     p.screenshot(path=str(ARTIFACTS / "executions-list.png"), full_page=True)  # type: ignore[attr-defined]
-    row = p.locator("table.executions tr", has_text="broken-1").first  # type: ignore[attr-defined]
+    # the row of broken-1 itself (its reset copy broken-1-retry, newer, is listed above it)
+    link = p.get_by_role("link", name="broken-1", exact=True)  # type: ignore[attr-defined]
+    row = p.locator("table.executions tr").filter(has=link)  # type: ignore[attr-defined]
     assert "FAILED" in row.inner_text() and "dave" in row.inner_text() and "carol" in row.inner_text()
     row.get_by_role("link", name="broken-1", exact=True).click()
     p.wait_for_url(re.compile(r".*/executions/uncaught(:|%3A)broken-1$"))  # type: ignore[attr-defined]

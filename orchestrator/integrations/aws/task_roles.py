@@ -12,9 +12,9 @@ executor in :attr:`TaskContext.role_environment`. A task without a role runs wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.asl.timestamps import format_seconds
 from orchestrator.executions.tasks import TaskContext, TaskError, TaskExecutor
 from orchestrator.integrations.aws import naming
 from orchestrator.integrations.aws.roles import ROLE_ARN, RoleMap
@@ -68,7 +68,7 @@ class RoleExecutor:
                 "assumedRoleArn": session.assumed_role_arn,
                 "sessionName": session.session_name,
                 "sourceIdentity": session.source_identity,
-                "expiration": _iso(session.expiration),
+                "expiration": format_seconds(session.expiration),
                 "reused": reused,
                 "roleFrom": rule.origin,
                 "stateName": task.state_name,
@@ -99,7 +99,3 @@ def wrap_added(executors: dict[str, TaskExecutor], before: dict[str, TaskExecuto
     for scheme, executor in list(executors.items()):
         if before.get(scheme) is not executor and not isinstance(executor, RoleExecutor):
             executors[scheme] = RoleExecutor(executor, first.role_map, first.sessions, first.duration_seconds)
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.integrations.phabricator.policy import default_lookup, task_states
+from orchestrator.integrations.phabricator.policy import default_lookup
 from orchestrator.integrations.phabricator.publishing import approval_for_publish
 from orchestrator.integrations.phabricator.service import Phabricator, default_conduit
 from orchestrator.integrations.phabricator.settings import Settings
+from orchestrator.integrations.task_states import task_states
 
 if TYPE_CHECKING:
     from orchestrator.config import Config
@@ -43,11 +44,10 @@ def definition_checks(config: Config) -> list[DefinitionCheck]:
     def check(name: str, definition: Any) -> list[str]:
         del name
         problems = []
-        for state, body in task_states(definition if isinstance(definition, dict) else {}):
-            resource = str(body.get("Resource", ""))
-            if resource.startswith("phabricator:") and resource not in RESOURCES:
+        for task in task_states(definition):
+            if task.resource.startswith("phabricator:") and task.resource not in RESOURCES:
                 problems.append(
-                    f"/States/{state}/Resource: unknown Phabricator resource {resource!r} "
+                    f"{task.pointer}/Resource: unknown Phabricator resource {task.resource!r} "
                     f"(known: {', '.join(RESOURCES)})"
                 )
         return problems

@@ -256,10 +256,9 @@ def open_gates(store: EventStore) -> list[Gate]:
 
 def open_gate(store: EventStore, gate: Gate, *, reconcile_seconds: float) -> None:
     """Write ``gate`` into the index with a check of its revision now and the next reconcile round."""
-    bucket = int((datetime.now(UTC).timestamp() + reconcile_seconds) // reconcile_seconds)
     work = [
         work_item(GATES_STREAM, CHECK, {"base": f"{CHECK}|{gate.execution}|{gate.token}", **gate.to_json()}),
-        reconcile_item(bucket, reconcile_seconds),
+        reconcile_item(next_bucket(reconcile_seconds), reconcile_seconds),
     ]
     _append(
         store, NewEvent(event_id(gate.execution, gate.token, "opened"), "GateOpened", gate.to_json()), work
@@ -280,6 +279,12 @@ def close_gate(store: EventStore, gate: Gate, outcome: str) -> None:
         {"execution": gate.execution, "token": gate.token, "outcome": outcome},
     )
     _append(store, event, [])
+
+
+def next_bucket(seconds: float) -> int:
+    """The reconcile round at least ``seconds`` from now: rounds fall on multiples of ``seconds``, so
+    every process asking at about the same time names the same one."""
+    return int((datetime.now(UTC).timestamp() + seconds) // seconds)
 
 
 def reconcile_item(bucket: int, seconds: float) -> WorkItem:

@@ -12,10 +12,11 @@ exists, else no rule applies.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from orchestrator.config import Config
+from orchestrator.integrations.task_states import task_states
 
 
 class ApprovalRule(Protocol):
@@ -40,22 +41,6 @@ def default_lookup() -> RoleRuleLookup | None:
     return lookup if callable(lookup) else None
 
 
-def task_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Every Task state of ``definition``, in Parallel branches and Map processors too."""
-    for name, state in (definition.get("States") or {}).items():
-        if not isinstance(state, Mapping):
-            continue
-        if state.get("Type") == "Task":
-            yield name, state
-        for branch in state.get("Branches") or []:
-            if isinstance(branch, Mapping):
-                yield from task_states(branch)
-        for key in ("ItemProcessor", "Iterator"):
-            inner = state.get(key)
-            if isinstance(inner, Mapping):
-                yield from task_states(inner)
-
-
 def required_groups(
     config: Config, state_machine: str, definition: Mapping[str, Any], lookup: RoleRuleLookup | None
 ) -> list[str]:
@@ -63,11 +48,10 @@ def required_groups(
     if lookup is None:
         return []
     groups: set[str] = set()
-    for name, state in task_states(definition):
-        resource = str(state.get("Resource", ""))
-        if resource.startswith("phabricator:"):
+    for task in task_states(definition):
+        if task.resource.startswith("phabricator:"):
             continue
-        rule = lookup(config, state_machine, name, resource, state.get("Credentials"))
+        rule = lookup(config, state_machine, task.name, task.resource, task.state.get("Credentials"))
         if rule is not None and rule.require_approval_from:
             groups.add(rule.require_approval_from)
     return sorted(groups)

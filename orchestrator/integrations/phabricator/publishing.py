@@ -39,10 +39,7 @@ def approval_for_publish(
             "ORCHESTRATOR_PHABRICATOR_TOKEN; nothing was published"
         )
     try:
-        if ref.startswith("PHID-"):
-            view = reviews.fetch(conduit, phid=ref)
-        else:
-            view = reviews.fetch(conduit, number=int(ref[1:]))
+        view = reviews.fetch_ref(conduit, ref)
     except (ConduitUnavailable, ConduitError, reviews.RevisionNotVisible) as exc:
         raise UsageError(
             f"--revision {revision}: cannot check it through Conduit: {exc}; nothing was published"

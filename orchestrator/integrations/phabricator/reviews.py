@@ -140,6 +140,13 @@ def fetch(conduit: Conduit, *, phid: str | None = None, number: int | None = Non
     )
 
 
+def fetch_ref(conduit: Conduit, ref: str) -> RevisionView:
+    """The revision named by ``ref`` (``D12`` or ``PHID-DREV-...``, as :func:`.gates.revision_ref` gives)."""
+    if ref.startswith("PHID-"):
+        return fetch(conduit, phid=ref)
+    return fetch(conduit, number=int(ref.removeprefix("D")))
+
+
 def facts(view: RevisionView, only: tuple[str, ...] | None = None) -> list[NewEvent]:
     """The facts among ``view``'s transactions (only those in ``only`` when given), oldest first."""
     stream = revision_stream(view.phid)

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -169,12 +168,10 @@ class Phabricator:
     # ------------------------------------------------------------------ work handlers
     def handle_delivery(self, work: ClaimedWork, worker_id: str) -> None:
         """Process one stored webhook delivery."""
-        store = self.runtime.store
-        records = store.read_stream(work.stream_id)
-        if not records or any(r.type in ("DeliveryProcessed", "DeliveryFailed") for r in records[1:]):
-            inbox.finish(store, work, worker_id)
+        stored = self._stored(work, worker_id)
+        if stored is None:
             return
-        delivery = Delivery.from_json(records[0].data)
+        delivery = Delivery.from_json(stored)
         if delivery.object_type != "DREV":
             self._processed(
                 work, worker_id, {"outcome": "ignored", "reason": f"not a revision: {delivery.object_type}"}
@@ -187,18 +184,15 @@ class Phabricator:
             self._processed(work, worker_id, {"outcome": "not-visible", "reason": str(exc)})
             return
         except (ConduitUnavailable, ConduitError) as exc:
-            inbox.retry_later(store, work, worker_id, str(exc), base_delay=self.settings.retry_seconds)
+            self._retry_later(work, worker_id, exc)
             return
         self._processed(work, worker_id, {"outcome": "processed", **summary})
 
     def handle_harbormaster(self, work: ClaimedWork, worker_id: str) -> None:
         """Start the configured state machine for a Harbormaster build step and watch it."""
-        store = self.runtime.store
-        records = store.read_stream(work.stream_id)
-        if not records or any(r.type in ("DeliveryProcessed", "DeliveryFailed") for r in records[1:]):
-            inbox.finish(store, work, worker_id)
+        request = self._stored(work, worker_id)
+        if request is None:
             return
-        request = records[0].data
         target = str(request["target"])
         if self.settings.harbormaster_start is None:
             self._processed(
@@ -219,7 +213,7 @@ class Phabricator:
             self._processed(work, worker_id, {"outcome": "not-visible", "reason": str(exc)})
             return
         except (ConduitUnavailable, ConduitError) as exc:
-            inbox.retry_later(store, work, worker_id, str(exc), base_delay=self.settings.retry_seconds)
+            self._retry_later(work, worker_id, exc)
             return
         name = f"B{request.get('build') or 0}-{target.removeprefix('PHID-HMBT-')}"[:80]
         input_value = {
@@ -241,7 +235,7 @@ class Phabricator:
             self._processed(work, worker_id, {"outcome": "not-started", "reason": str(exc)})
             return
         reports.watch(
-            store,
+            self.runtime.store,
             loaded.id,
             {"kind": "harbormaster", "target": target},
             poll_seconds=self.settings.report_poll_seconds,
@@ -252,13 +246,11 @@ class Phabricator:
         """Settle the revision of a gate that just opened (it may be accepted already)."""
         gate = gates.Gate.from_json({k: v for k, v in work.payload.items() if k not in ("base", "attempt")})
         try:
-            self.settle(self._view(gate.revision), None)
+            self.settle(reviews.fetch_ref(self.conduit(), gate.revision), None)
         except reviews.RevisionNotVisible as exc:
             self._fail_gate(gate, str(exc))
         except (ConduitUnavailable, ConduitError) as exc:
-            inbox.retry_later(
-                self.runtime.store, work, worker_id, str(exc), base_delay=self.settings.retry_seconds
-            )
+            self._retry_later(work, worker_id, exc)
             return
         inbox.finish(self.runtime.store, work, worker_id)
 
@@ -277,7 +269,7 @@ class Phabricator:
                 by_revision.setdefault(watched.gate.revision, [])
         for revision, waiting in by_revision.items():
             try:
-                self.settle(self._view(revision), None)
+                self.settle(reviews.fetch_ref(self.conduit(), revision), None)
             except reviews.RevisionNotVisible as exc:
                 for gate in waiting:
                     self._fail_gate(gate, str(exc))
@@ -287,8 +279,8 @@ class Phabricator:
         remaining = gates.read_index(store)
         if remaining.waiting or remaining.released:
             seconds = self.settings.reconcile_seconds
-            bucket = int((datetime.now(UTC).timestamp() + seconds) // seconds)
-            enqueue.append(gates.reconcile_item(max(bucket, int(work.payload.get("bucket", 0)) + 1), seconds))
+            bucket = max(gates.next_bucket(seconds), int(work.payload.get("bucket", 0)) + 1)
+            enqueue.append(gates.reconcile_item(bucket, seconds))
         inbox.finish(store, work, worker_id, enqueue=enqueue)
 
     def handle_report(self, work: ClaimedWork, worker_id: str) -> None:
@@ -314,7 +306,7 @@ class Phabricator:
                 )
                 detail = {"comment": str(target["revision"])}
         except (ConduitUnavailable, ConduitError) as exc:
-            inbox.retry_later(store, work, worker_id, str(exc), base_delay=self.settings.retry_seconds)
+            self._retry_later(work, worker_id, exc)
             return
         event = NewEvent(
             inbox.event_id(stream, "posted"), "ReportPosted", {"status": loaded.status, **detail}
@@ -323,10 +315,19 @@ class Phabricator:
         log.info("phabricator.reported", execution=loaded.id, status=loaded.status)
 
     # ------------------------------------------------------------------ helpers
-    def _view(self, revision: str) -> reviews.RevisionView:
-        if revision.startswith("PHID-"):
-            return reviews.fetch(self.conduit(), phid=revision)
-        return reviews.fetch(self.conduit(), number=int(revision.removeprefix("D")))
+    def _stored(self, work: ClaimedWork, worker_id: str) -> dict[str, Any] | None:
+        """What a delivery or build-step stream stored first; None (the item completed) when there is
+        nothing to do: no such stream, or processed already (a repeated item)."""
+        records = self.runtime.store.read_stream(work.stream_id)
+        if not records or any(r.type in ("DeliveryProcessed", "DeliveryFailed") for r in records[1:]):
+            inbox.finish(self.runtime.store, work, worker_id)
+            return None
+        return records[0].data
+
+    def _retry_later(self, work: ClaimedWork, worker_id: str, error: Exception) -> None:
+        inbox.retry_later(
+            self.runtime.store, work, worker_id, str(error), base_delay=self.settings.retry_seconds
+        )
 
     def _fail_gate(self, gate: gates.Gate, reason: str) -> None:
         decision = gates.Decision(

@@ -55,7 +55,6 @@ runs. Errors a Task state can Retry or Catch:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -79,6 +78,7 @@ def definition_checks(config: Config) -> list[DefinitionCheck]:
     """Refuse ``reflow:X`` resources that name no configured network, or an invalid one."""
     from orchestrator.integrations.reflow.catalog import ReflowSettings  # noqa: PLC0415
     from orchestrator.integrations.reflow.spec import NetworkInvalid  # noqa: PLC0415
+    from orchestrator.integrations.task_states import task_states  # noqa: PLC0415
 
     settings = ReflowSettings.from_config(config)
 
@@ -86,10 +86,11 @@ def definition_checks(config: Config) -> list[DefinitionCheck]:
         del name
         problems: list[str] = []
         known: list[str] | None = None
-        for pointer, resource in _task_resources(definition, ""):
-            if not resource.startswith(f"{SCHEME}:"):
+        for task in task_states(definition):
+            if not task.resource.startswith(f"{SCHEME}:"):
                 continue
-            network = resource.split(":", 1)[1]
+            pointer = f"{task.pointer}/Resource"
+            network = task.resource.split(":", 1)[1]
             if known is None:
                 known = settings.names()
             if network not in known:
@@ -107,26 +108,3 @@ def definition_checks(config: Config) -> list[DefinitionCheck]:
         return problems
 
     return [check]
-
-
-def _task_resources(machine: Any, prefix: str) -> Iterator[tuple[str, str]]:
-    """``(pointer, resource)`` of every Task state, into Parallel branches and Map processors."""
-    states = machine.get("States") if isinstance(machine, dict) else None
-    if not isinstance(states, dict):
-        return
-    for state_name, state in states.items():
-        if not isinstance(state, dict):
-            continue
-        pointer = f"{prefix}/States/{_escape(state_name)}"
-        resource = state.get("Resource")
-        if state.get("Type") == "Task" and isinstance(resource, str):
-            yield f"{pointer}/Resource", resource
-        for index, branch in enumerate(state.get("Branches") or []):
-            yield from _task_resources(branch, f"{pointer}/Branches/{index}")
-        for key in ("ItemProcessor", "Iterator"):
-            if key in state:
-                yield from _task_resources(state[key], f"{pointer}/{key}")
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")

@@ -21,9 +21,8 @@ from typing import Any
 
 from orchestrator.integrations.reflow.components import resolve
 from orchestrator.integrations.reflow.running import Outcome, run_network
-from orchestrator.integrations.reflow.spec import NetworkInvalid, parse_spec
+from orchestrator.integrations.reflow.spec import INVALID_NETWORK, NetworkInvalid, parse_spec
 
-INVALID_NETWORK = "Reflow.InvalidNetwork"
 INVALID_OUTPUT = "Reflow.InvalidOutput"
 
 

@@ -19,12 +19,11 @@ from orchestrator.errors import TIMEOUT
 from orchestrator.executions.tasks import TaskContext, TaskError
 from orchestrator.integrations.reflow.catalog import ReflowSettings, UnknownNetwork
 from orchestrator.integrations.reflow.runner import run_isolated
-from orchestrator.integrations.reflow.spec import NetworkInvalid
+from orchestrator.integrations.reflow.spec import INVALID_NETWORK, NetworkInvalid
 
 log = structlog.get_logger(__name__)
 
 UNKNOWN_NETWORK = "Reflow.UnknownNetwork"
-INVALID_NETWORK = "Reflow.InvalidNetwork"
 _RUN_IDS = uuid.UUID("2b4f3c8e-9d61-4a0b-8f1e-52c7d0a3e914")
 
 

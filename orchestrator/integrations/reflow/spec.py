@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.asl.problems import child
+from orchestrator.asl.problems import pointer as pointer_to
 from orchestrator.errors import UsageError
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,79}$")
@@ -29,6 +31,9 @@ ENV_MODE = re.compile(r"^(required|optional|optional:.*)$", re.DOTALL)
 CLASS_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 MAX_INITIAL_PER_NODE = 32
 """More than ~50 initial packets to one Python actor deadlocks the runtime (see the package docs)."""
+
+INVALID_NETWORK = "Reflow.InvalidNetwork"
+"""The task error of a network that fails validation (in the worker, or fully in the child)."""
 
 _TOP_KEYS = frozenset({"description", "nodes", "connections", "input", "output", "errors", "initial"})
 _NODE_KEYS = frozenset({"component", "config", "ports", "description"})
@@ -123,7 +128,7 @@ def parse_spec(name: str, document: Any, source: str) -> NetworkSpec:
         problems.append(("", f"network name {name!r} must be 1-80 letters, digits, '_' or '-'"))
     if not isinstance(document, dict):
         raise NetworkInvalid(source, [("", f"must be a JSON object, not {_type(document)}")])
-    problems.extend((f"/{key}", "unknown field") for key in sorted(set(document) - _TOP_KEYS))
+    problems.extend((pointer_to(key), "unknown field") for key in sorted(set(document) - _TOP_KEYS))
     description = document.get("description", "")
     if not isinstance(description, str):
         problems.append(("/description", f"must be a string, not {_type(description)}"))
@@ -162,7 +167,7 @@ def _nodes(value: Any, problems: list[tuple[str, str]]) -> dict[str, Node]:
         return {}
     nodes: dict[str, Node] = {}
     for node_id, body in value.items():
-        pointer = f"/nodes/{_escape(node_id)}"
+        pointer = pointer_to("nodes", node_id)
         if not NAME.match(node_id):
             problems.append((pointer, "node ids are 1-80 letters, digits, '_' or '-' (no dots)"))
             continue
@@ -203,7 +208,7 @@ def _check_env_vars(config: dict[str, Any], pointer: str, problems: list[tuple[s
         problems.append((f"{pointer}/env_vars", f"must be an object, not {_type(env_vars)}"))
         return
     for var, mode in env_vars.items():
-        where = f"{pointer}/env_vars/{_escape(var)}"
+        where = child(pointer, "env_vars", var)
         if not ENV_NAME.match(var):
             problems.append((where, f"{var!r} is not an environment variable name"))
         elif not isinstance(mode, str) or not ENV_MODE.match(mode):
@@ -298,7 +303,7 @@ def _outputs(
             return None, None
         outputs: dict[str, Endpoint] = {}
         for key, item in value.items():
-            end = ends.parse(item, f"/output/{_escape(key)}")
+            end = ends.parse(item, pointer_to("output", key))
             if end is not None:
                 outputs[key] = end
         return None, outputs
@@ -364,7 +369,7 @@ def _graph_problems(
     for node in nodes:
         if node not in reached:
             problems.append(
-                (f"/nodes/{_escape(node)}", "is never reached from the input or an initial packet")
+                (pointer_to("nodes", node), "is never reached from the input or an initial packet")
             )
     from_input = _reachable(graph, [input_end.node])
     ends = list(output.values()) if isinstance(output, dict) else [output]
@@ -407,10 +412,6 @@ def _reachable(graph: dict[str, list[tuple[str, Endpoint]]], starts: list[str]) 
         seen.add(node)
         todo.extend(target for target, _ in graph[node])
     return seen
-
-
-def _escape(key: str) -> str:
-    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 def _type(value: Any) -> str:
