@@ -12,7 +12,9 @@
   Wait, a retry back-off, a task's TimeoutSeconds or HeartbeatSeconds deadline, the execution's
   timeout; only the next one, ``Execution.next_due``, is stored). A timer whose deadline moved (a
   heartbeat) or whose task was answered fires as a no-op. Deadlines therefore live in the database
-  and survive restarts.
+  and survive restarts. A task item's payload also says how many events the stream had when it was
+  enqueued (``events``): a worker that first meets the execution through it knows whether the stream
+  can have a snapshot yet (see ``Executions.load``).
 * Every ``Executions.snapshot_every`` events an append also saves a snapshot of the machine (see
   ``orchestrator.engine.snapshot``), with the execution's start facts and the definition's sha256.
 """
@@ -20,7 +22,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,16 +73,21 @@ def from_records(records: Sequence[RecordedEvent]) -> list[HistoryEvent]:
     return [HistoryEvent.from_record(r.data) for r in records]
 
 
-def work_items(execution_id_: str, execution: Execution) -> list[WorkItem]:
-    """The work an execution waits for now: its unstarted tasks and its next timer."""
+def work_items(execution_id_: str, execution: Execution, events: int | None = None) -> list[WorkItem]:
+    """The work an execution waits for now: its unstarted tasks and its next timer.
+
+    ``events``: the stream's length with the append that enqueues them (kept in task items'
+    payloads; an item enqueued before keeps the payload it was first enqueued with).
+    """
     stream = stream_of(execution_id_)
+    task_payload: dict[str, Any] = {} if events is None else {"events": events}
     items = [
         WorkItem(
             id=f"{execution_id_}|task|{task.id}",
             queue=TASK_QUEUE,
             stream_id=stream,
             kind="task",
-            payload={"execution": execution_id_, "task": task.id},
+            payload={"execution": execution_id_, "task": task.id, **task_payload},
         )
         for task in execution.pending_tasks()
         if not task.started
@@ -98,6 +105,12 @@ def work_items(execution_id_: str, execution: Execution) -> list[WorkItem]:
             )
         )
     return items
+
+
+def events_when_enqueued(payload: Mapping[str, Any]) -> int | None:
+    """How many events the stream had when the task item with ``payload`` was enqueued (None: unknown)."""
+    events = payload.get("events")
+    return events if isinstance(events, int) and not isinstance(events, bool) else None
 
 
 def seed_of(execution: str) -> int:

@@ -10,6 +10,12 @@ is none, or when it does not fit the definition); an execution cached in this pr
 what other writers appended since. One execution's load-decide-commit runs under a lock, so a
 worker's threads (tasks, their heartbeats, timers) can share this service.
 
+Round trips are what a task costs, so an update does not read the stream first: it decides on the
+execution cached in this process and lets the append's expected version say whether that was current
+(when not, it reloads and decides again). Published versions are cached by the registry. A quick
+task without deadlines appends ``TaskStarted`` together with its result (:mod:`.starts`), so a no-op
+task is one read of its execution and one append.
+
 Task deadlines are the machine's timers (stored as timer work items), so the answer to a task is
 applied after letting due timers fire: an answer that comes after ``TimeoutSeconds`` or a missed
 heartbeat is dropped. ``heartbeat`` (and ``TaskContext.heartbeat``) records ``TaskHeartbeat``,
@@ -23,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +43,7 @@ from orchestrator.engine.replay import HistoryDiverged, replay, resume
 from orchestrator.engine.snapshot import SnapshotMismatch
 from orchestrator.errors import UsageError
 from orchestrator.executions import codec
+from orchestrator.executions.starts import DeferredStarts
 from orchestrator.executions.tasks import (
     PENDING,
     TaskCancelled,
@@ -47,17 +54,25 @@ from orchestrator.executions.tasks import (
 )
 from orchestrator.registry.model import Version
 from orchestrator.registry.service import Registry
-from orchestrator.store import ClaimedWork, ConcurrencyError, EventStore, NewEvent, RecordedEvent, Snapshot
+from orchestrator.store import (
+    ClaimedWork,
+    ConcurrencyError,
+    DuplicateEventId,
+    EventStore,
+    ExecutionSummary,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+)
 
 log = structlog.get_logger(__name__)
 
+FRESH_SECONDS = 0.1
+"""A cached execution the store confirmed current this recently counts as current for running a task
+whose ``TaskStarted`` is not appended first (a worker loads the execution just before it runs the
+task). An append by another writer in between is the race a running task can lose at any moment (its
+execution stopped, its token answered): the fenced append of its result then changes nothing."""
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
-_END_TYPES = {
-    "ExecutionSucceeded": "SUCCEEDED",
-    "ExecutionFailed": "FAILED",
-    "ExecutionAborted": "ABORTED",
-    "ExecutionTimedOut": "TIMED_OUT",
-}
 
 
 class UnknownExecution(UsageError):
@@ -90,6 +105,7 @@ class Loaded:
         self.id = id
         self.machine = machine
         self.version = version
+        self.verified_at = time.monotonic()  # when the store last confirmed ``version`` was its latest
         self.meta = meta
         self.sha256 = sha256  # of the definition version the execution runs
         self._events = history  # the machine's sink appends here
@@ -141,6 +157,10 @@ class Executions:
     snapshot_every: int = 1000
     """Save a snapshot of the machine with the append that crosses every multiple of this many events;
     loading then replays only the events after the latest one. 0: no snapshots (saved or used)."""
+    start_grace: float = 0.05
+    """A task without TimeoutSeconds or HeartbeatSeconds that finishes within this many seconds has its
+    ``TaskStarted`` appended with its result, in one transaction (see :mod:`.starts`); a longer one gets
+    it appended on its own once this time has passed. 0: always append it before the task runs."""
     _cache: OrderedDict[str, Loaded] = field(default_factory=OrderedDict)
     # Threads (a worker's tasks, their heartbeats, timers) share the cached machines: one execution's
     # load-decide-commit runs under its lock (striped, so the number of locks stays bounded).
@@ -148,28 +168,52 @@ class Executions:
         default_factory=lambda: tuple(threading.RLock() for _ in range(64))
     )
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    _starts: DeferredStarts = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._starts = DeferredStarts(self.start_grace, self._start_late)
 
     def _lock(self, execution: str) -> threading.RLock:
         return self._locks[hash(execution) % len(self._locks)]
 
     # ------------------------------------------------------------------ loading
-    def load(self, execution: str) -> Loaded:
-        """Replay the execution's stream (reusing a cached replay when it is still current)."""
-        with self._lock(execution):
-            return self._load(execution)
+    def load(self, execution: str, *, work: ClaimedWork | None = None) -> Loaded:
+        """Replay the execution's stream (reusing a cached replay when it is still current).
 
-    def _load(self, execution: str) -> Loaded:
+        ``work``: the claimed task item it is loaded for. Its payload says how long the stream was
+        when the item was enqueued; a stream shorter than :attr:`snapshot_every` then cannot have had
+        a snapshot, so it is read from its start without looking for one first (one round trip less).
+        Should it have grown that long since, its snapshot is looked for after all.
+        """
+        hint = None if work is None else codec.events_when_enqueued(work.payload)
+        with self._lock(execution):
+            return self._load(execution, events_hint=hint)
+
+    def _load(self, execution: str, *, trust: bool = False, events_hint: int | None = None) -> Loaded:
+        """The execution, current as of this call; with ``trust``, a cached one as it is, without
+        reading the store (for an update whose fenced append tells whether it was current).
+        ``events_hint``: a length the stream had (see :meth:`load`)."""
         stream = codec.stream_of(execution)
         with self._cache_lock:
             cached = self._cache.get(execution)
+        if cached is not None and trust:
+            return cached  # the update that trusts it remembers it once it is committed
+        began = time.monotonic()
         if cached is not None:
             newer = self.store.read_stream(stream, cached.version + 1)
             if not newer or self._caught_up(cached, newer):
+                cached.verified_at = began
                 self._remember(cached)
                 return cached
             self._forget(execution)
-        restored = self._from_snapshot(execution) if self.snapshot_every > 0 else None
-        loaded = restored or self._replayed(execution)
+        every, head = self.snapshot_every, None
+        if every > 0 and events_hint is not None and events_hint < every:
+            head = self.store.read_stream(stream, 1, every)
+            if len(head) >= every:
+                head = None  # grown long since: it may have a snapshot now
+        restored = self._from_snapshot(execution) if every > 0 and head is None else None
+        loaded = restored or self._replayed(execution, head)
+        loaded.verified_at = began
         self._remember(loaded)
         return loaded
 
@@ -185,9 +229,10 @@ class Executions:
         cached.version += len(events)
         return True
 
-    def _replayed(self, execution: str) -> Loaded:
-        """Replay the whole stream."""
-        records = self.store.read_stream(codec.stream_of(execution))
+    def _replayed(self, execution: str, records: list[RecordedEvent] | None = None) -> Loaded:
+        """Replay the whole stream (``records``: the whole stream, read already)."""
+        if records is None:
+            records = self.store.read_stream(codec.stream_of(execution))
         if not records:
             raise UnknownExecution(f"unknown execution {execution!r}")
         meta = dict(records[0].metadata)
@@ -250,7 +295,7 @@ class Executions:
         )
 
     def _version(self, meta: Mapping[str, Any]) -> Version:
-        version = self.registry.get(meta["state_machine"]).version(int(meta["version"]))
+        version = self.registry.published(str(meta["state_machine"]), int(meta["version"]))
         if version is None:
             raise UsageError(
                 f"version {meta['version']} of {meta['state_machine']} is missing from the registry"
@@ -299,12 +344,13 @@ class Executions:
         if not new and not complete:
             return
         base = loaded.version if expected is None else expected
+        began = time.monotonic()
         try:
             self.store.append(
                 codec.stream_of(loaded.id),
                 base,
                 codec.to_new_events(loaded.id, new, metadata),
-                enqueue=codec.work_items(loaded.id, loaded.machine),
+                enqueue=codec.work_items(loaded.id, loaded.machine, base + len(new)),
                 complete=complete,
                 worker_id=worker_id,
                 snapshot=self._snapshot(loaded, base, base + len(new)),
@@ -313,6 +359,7 @@ class Executions:
             self._forget(loaded.id)
             raise
         loaded.version = base + len(new)
+        loaded.verified_at = began
 
     def _snapshot(self, loaded: Loaded, before: int, after: int) -> Snapshot | None:
         """A snapshot to save with an append that takes the stream from ``before`` to ``after`` events:
@@ -329,19 +376,44 @@ class Executions:
         return Snapshot(codec.stream_of(loaded.id), after, state)
 
     def _apply(self, execution: str, fact: Callable[[Loaded], None], **commit: Any) -> Loaded:
-        """Load, apply one fact, commit; on a concurrent append, reload and apply again."""
+        """Load, apply one fact, commit; on a concurrent append, reload and apply again.
+
+        The first attempt applies the fact to the execution cached in this process as it is, without
+        reading the store: the append names the version the cache is at, so a cache that another
+        writer made stale fails it (``ConcurrencyError``, or ``DuplicateEventId`` when the other
+        writer's events took the same ids) and the fact is applied again to the reloaded execution.
+        A fact that fails on the cached execution is also tried again on the reloaded one (the cache
+        may be why), and one that appends nothing is checked against the store before it counts.
+        """
+        stream = codec.stream_of(execution)
         for attempt in range(10):
             with self._lock(execution):
-                loaded = self._load(execution)
+                with self._cache_lock:
+                    trusted = attempt == 0 and execution in self._cache
+                loaded = self._load(execution, trust=trusted)
                 mark = loaded.event_count
                 try:
                     fact(loaded)
                 except Exception:
                     self._forget(execution)
+                    if trusted:
+                        continue  # perhaps only stale: try it on the current stream
                     raise
+                if trusted and loaded.event_count == mark and not commit.get("complete"):
+                    # nothing to append, so nothing fenced the cache: it counts only if current
+                    if self.store.read_stream(stream, loaded.version + 1, 1):
+                        self._forget(execution)
+                        continue
+                    self._remember(loaded)
+                    return loaded
                 try:
                     self._commit(loaded, mark, **commit)
                 except ConcurrencyError:
+                    log.info("execution.append_conflict", execution=execution, attempt=attempt)
+                    continue
+                except DuplicateEventId:
+                    if not trusted:
+                        raise
                     log.info("execution.append_conflict", execution=execution, attempt=attempt)
                     continue
                 self._remember(loaded)
@@ -433,21 +505,32 @@ class Executions:
         worker_id: str | None = None,
         cancelled: threading.Event | None = None,
     ) -> Loaded:
-        """Run one task attempt with its executor and record the outcome."""
-        loaded = self.load(execution)
+        """Run one task attempt with its executor and record the outcome.
+
+        The executor runs only on a state known to be current: after this call appended the task's
+        ``TaskStarted`` (a fenced append), or after reading what the store has beyond the cache.
+        A task whose ``TaskStarted`` may wait (:attr:`start_grace`) has it appended with its result.
+        """
+        with self._lock(execution):
+            loaded = self._load(execution, trust=True)
         task = loaded.machine.tasks.get(task_id)
-        if task is None or loaded.status != "RUNNING":
-            return self._let_go(loaded, complete, worker_id)
-        if not task.started:
-
-            def start_fact(lo: Loaded) -> None:
-                current = lo.machine.tasks.get(task_id)
-                if lo.status == "RUNNING" and current is not None and not current.started:
-                    lo.machine.task_started(task_id, self.clock())
-
-            loaded = self._apply(execution, start_fact)
+        fresh = time.monotonic() - loaded.verified_at < FRESH_SECONDS
+        if (
+            task is None
+            or loaded.status != "RUNNING"
+            or ((task.started or self._defers_start(task)) and not fresh)
+        ):
+            loaded = self.load(execution)  # no fenced append before the executor: read what the cache lacks
+            task = loaded.machine.tasks.get(task_id)
+            if task is None or loaded.status != "RUNNING":
+                return self._let_go(loaded, complete, worker_id)
+        started_at = self.clock()
+        deferred = not task.started and self._defers_start(task)
+        if not task.started and not deferred:
+            loaded = self._apply(execution, self._start_fact(task_id, started_at))
             if loaded.status != "RUNNING" or task_id not in loaded.machine.tasks:
                 return self._let_go(loaded, complete, worker_id)
+        start_first = self._start_fact(task_id, started_at) if deferred else _nothing
         executor = self.executors.get(_scheme(task.resource))
         outcome: tuple[str, Any]
         if executor is None:
@@ -459,30 +542,33 @@ class Executions:
                 ),
             )
         else:
-            context = self.task_context(loaded, task_id)
+            context = self.task_context(loaded, task_id, started_at=started_at if deferred else None)
             if cancelled is not None:
                 context.cancelled = cancelled
+            if deferred:
+                self._starts.add(execution, task_id, started_at)
             try:
                 outcome = ("succeeded", executor(context))
             except TaskError as exc:
                 outcome = ("failed", (exc.error, exc.cause))
+            except TaskCancelled:
+                # the task no longer runs (answered, timed out, stopped) or the worker is shutting
+                # down: answer nothing and leave the work item; whoever claims it next finds the task
+                # over (and completes the item) or runs it again
+                log.info("task.cancelled", execution=execution, state=task.state_name)
+                return self.load(execution)
             except Exception as exc:  # an executor bug fails the task, not the worker
                 log.exception("task.executor_crashed", execution=execution, state=task.state_name)
                 outcome = ("failed", ("States.TaskFailed", f"{type(exc).__name__}: {exc}"))
+            finally:
+                if deferred:
+                    self._starts.discard(execution, task_id)
             if outcome[0] == "succeeded" and outcome[1] is PENDING:
-                # an outside fact answers the task later: only let go of the work item
-                if complete:
-                    current = self.load(execution)
-                    self.store.append(
-                        codec.stream_of(execution),
-                        current.version,
-                        [],
-                        complete=complete,
-                        worker_id=worker_id,
-                    )
-                return self.load(execution)
+                # an outside fact answers the task later: record TaskStarted, let go of the work item
+                return self._apply(execution, start_first, complete=complete, worker_id=worker_id)
 
         def fact(lo: Loaded) -> None:
+            start_first(lo)
             lo.machine.advance_to(self.clock())  # a deadline that passed meanwhile wins over the answer
             if lo.status != "RUNNING" or task_id not in lo.machine.tasks:
                 return  # answered late: the task timed out or the execution ended; nothing changes
@@ -493,6 +579,25 @@ class Executions:
                 lo.machine.task_failed(task_id, error, cause, self.clock())
 
         return self._apply(execution, fact, complete=complete, worker_id=worker_id)
+
+    def _defers_start(self, task: TaskRequest) -> bool:
+        """Whether the task's ``TaskStarted`` may wait for its result: no deadline counts from it."""
+        return self.start_grace > 0 and task.timeout_seconds is None and task.heartbeat_seconds is None
+
+    @staticmethod
+    def _start_fact(task_id: str, started_at: float) -> Callable[[Loaded], None]:
+        """The fact "task ``task_id`` started at ``started_at``", when it still waits for that."""
+
+        def fact(lo: Loaded) -> None:
+            current = lo.machine.tasks.get(task_id)
+            if lo.status == "RUNNING" and current is not None and not current.started:
+                lo.machine.task_started(task_id, started_at)
+
+        return fact
+
+    def _start_late(self, execution: str, task_id: str, started_at: float) -> None:
+        """Append the ``TaskStarted`` of a task that runs longer than :attr:`start_grace`."""
+        self._apply(execution, self._start_fact(task_id, started_at))
 
     def _let_go(self, loaded: Loaded, complete: tuple[str, ...], worker_id: str | None) -> Loaded:
         """Complete the claimed work items of a task that needs nothing more (no events)."""
@@ -528,6 +633,7 @@ class Executions:
 
         def fact(lo: Loaded) -> None:
             now = self.clock()
+            gone.clear()  # only the last attempt counts
             lo.machine.advance_to(now)  # a deadline that passed before this heartbeat still fires
             current = lo.machine.tasks.get(token)
             if lo.status != "RUNNING" or current is None:
@@ -539,18 +645,26 @@ class Executions:
         if gone:
             raise TaskCancelled(f"task {token!r} of {execution!r} no longer runs")
 
-    def task_context(self, loaded: Loaded, task_id: str) -> TaskContext:
-        """The context an executor gets for the pending task ``task_id`` of ``loaded``."""
+    def task_context(self, loaded: Loaded, task_id: str, *, started_at: float | None = None) -> TaskContext:
+        """The context an executor gets for the pending task ``task_id`` of ``loaded``.
+
+        ``started_at``: the task's ``TaskStarted`` is not appended yet (it waits for the task's first
+        append): a fact the task records appends it first.
+        """
         task = loaded.machine.tasks[task_id]
         execution = loaded.id
+        start_first = _nothing if started_at is None else self._start_fact(task_id, started_at)
 
         def record(kind: str, details: dict[str, Any]) -> int:
             ids: list[int] = []
 
             def fact(lo: Loaded) -> None:
-                ids.append(lo.machine.record(kind, details, task.scope, self.clock()))
+                start_first(lo)
+                ids[:] = [lo.machine.record(kind, details, task.scope, self.clock())]  # the last attempt's
 
             self._apply(execution, fact)
+            if started_at is not None:
+                self._starts.discard(execution, task_id)  # appended now
             return ids[0]
 
         context = TaskContext(
@@ -583,7 +697,7 @@ class Executions:
         def fact(lo: Loaded) -> None:
             if lo.status != "RUNNING":
                 raise UsageError(f"execution {execution!r} is {lo.status}, not RUNNING")
-            ids.append(lo.machine.record(kind, details, "", self.clock()))
+            ids[:] = [lo.machine.record(kind, details, "", self.clock())]  # the last attempt's
 
         self._apply(execution, fact)
         return ids[0]
@@ -620,6 +734,10 @@ class Executions:
         """
         execution = str(work.payload["execution"])
         if work.kind == "task":
+            with self._cache_lock:
+                known = execution in self._cache
+            if not known:
+                self.load(execution, work=work)  # first met here: the item says how to load it
             self.run_task(
                 execution,
                 str(work.payload["task"]),
@@ -736,40 +854,28 @@ class Executions:
         """The execution's events."""
         return list(self.load(execution).history)
 
-    def list(self, *, state_machine: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        """Every execution (newest first), optionally filtered."""
-        rows: dict[str, dict[str, Any]] = {}
-        for record in _all_events(self.store):
-            if not record.stream_id.startswith("execution:"):
-                continue
-            ex_id = record.stream_id.split(":", 1)[1]
-            if record.type == "ExecutionStarted" and record.version == 1:
-                meta = record.metadata
-                rows[ex_id] = {
-                    "execution": ex_id,
-                    "name": meta.get("name"),
-                    "stateMachine": meta.get("state_machine"),
-                    "version": meta.get("version"),
-                    "status": "RUNNING",
-                    "startDate": _iso(record.data["ts"]),
-                    "stopDate": None,
-                    "startedBy": meta.get("started_by", ""),
-                }
-            elif ex_id in rows:
-                if record.type in _END_TYPES:
-                    rows[ex_id]["status"] = _END_TYPES[record.type]
-                    rows[ex_id]["stopDate"] = _iso(record.data["ts"])
-                elif record.type == "ExecutionRedriven":
-                    rows[ex_id]["status"] = "RUNNING"
-                    rows[ex_id]["stopDate"] = None
-        out = [
-            r
-            for r in rows.values()
-            if (state_machine is None or r["stateMachine"] == state_machine)
-            and (status is None or r["status"] == status.upper())
-        ]
-        out.sort(key=lambda r: r["startDate"], reverse=True)
-        return out
+    def list(
+        self,
+        *,
+        state_machine: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Executions, newest first, optionally filtered; ``offset`` skips, ``limit`` bounds (None: all).
+
+        One indexed read of the summaries the store keeps with every append (see
+        :mod:`orchestrator.store.summaries`), not a fold of the global log.
+        """
+        if (limit is not None and limit < 0) or offset < 0:
+            raise UsageError(f"limit and offset must be >= 0, not {limit} and {offset}")
+        summaries = self.store.execution_summaries(
+            state_machine=state_machine,
+            status=None if status is None else status.upper(),
+            limit=limit,
+            offset=offset,
+        )
+        return [_listed(summary) for summary in summaries]
 
     def lineage(self, execution: str) -> dict[str, Any]:
         """What caused what: version and its publish event, trigger, resets and redrives, task runs."""
@@ -865,14 +971,26 @@ def _quiescent_prefix(history: list[HistoryEvent], to_event: int, fresh: Callabl
         return cut
 
 
-def _all_events(store: EventStore) -> Iterator[Any]:
-    position = 0
-    while True:
-        page = store.read_all(position, 1000)
-        if not page:
-            return
-        yield from page
-        position = page[-1].position
+def _listed(summary: ExecutionSummary) -> dict[str, Any]:
+    """A row of :meth:`Executions.list`."""
+    return {
+        "execution": summary.execution,
+        "name": summary.name,
+        "stateMachine": summary.state_machine,
+        "version": summary.version,
+        "status": summary.status,
+        "startDate": _iso_date(summary.started_at),
+        "stopDate": None if summary.stopped_at is None else _iso_date(summary.stopped_at),
+        "startedBy": summary.started_by or "",
+    }
+
+
+def _iso_date(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _nothing(loaded: Loaded) -> None:
+    """A fact that changes nothing."""
 
 
 def _heartbeat_due(task: TaskRequest, now: float) -> bool:

@@ -1,4 +1,9 @@
-"""Publishing versions and moving aliases, on the event store."""
+"""Publishing versions and moving aliases, on the event store.
+
+Published versions never change, so :meth:`Registry.published` keeps the ones it has read in memory:
+loading an execution (which needs its version's definition) costs no read of the registry's stream
+after the first. Aliases move, so resolving one always reads the stream.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ DefinitionCheck = Callable[[str, Any], list[str]]
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _NAMESPACE = uuid.UUID("6f0d3c1e-7a55-4c8e-9a57-3b7e2f1f2a10")
+_PUBLISHED_CACHE = 4096  # versions kept in memory by Registry.published
 
 
 class UnknownStateMachine(UsageError):
@@ -43,13 +49,27 @@ class Registry:
         may use); their problems refuse the publish."""
         self.store = store
         self.checks = tuple(checks)
+        self._published: dict[tuple[str, int], Version] = {}
+
+    def published(self, name: str, number: int) -> Version | None:
+        """Version ``number`` of ``name``; None when there is no such version (``UnknownStateMachine``
+        when ``name`` was never published). Served from memory once read: versions are immutable."""
+        found = self._published.get((name, number))
+        if found is None:
+            found = self.get(name).version(number)
+        return found
 
     def get(self, name: str) -> StateMachine:
         """The folded state machine; ``UnknownStateMachine`` if it has no stream."""
         records = self.store.read_stream(model.stream_id(name))
         if not records:
             raise UnknownStateMachine(f"unknown state machine {name!r}: publish it first")
-        return model.fold(name, ((r.type, r.data, r.recorded_at.timestamp(), r.position) for r in records))
+        machine = model.fold(name, ((r.type, r.data, r.recorded_at.timestamp(), r.position) for r in records))
+        if len(self._published) + len(machine.versions) > _PUBLISHED_CACHE:
+            self._published.clear()  # a crude bound: the cache refills from the next reads
+        for version in machine.versions:
+            self._published[(name, version.version)] = version
+        return machine
 
     def names(self) -> list[str]:
         """Every published state machine name."""
