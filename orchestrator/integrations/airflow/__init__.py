@@ -16,12 +16,12 @@ definition whose ``airflow:`` resource names a connection that is not configured
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.integrations.airflow import settings as airflow_settings
 from orchestrator.integrations.airflow.connect import Connector
 from orchestrator.integrations.airflow.executor import AirflowExecutor, UnknownConnection, resolve
+from orchestrator.integrations.task_states import task_states
 
 if TYPE_CHECKING:
     from orchestrator.config import Config
@@ -44,9 +44,9 @@ def definition_checks(config: Config) -> list[DefinitionCheck]:
     def check(name: str, definition: Any) -> list[str]:
         del name
         problems: list[str] = []
-        for pointer, state in task_states(definition, ""):
-            resource = state.get("Resource")
-            if not isinstance(resource, str) or not resource.startswith(f"{SCHEME}:"):
+        for task in task_states(definition):
+            resource, pointer = task.resource, task.pointer
+            if not resource.startswith(f"{SCHEME}:"):
                 continue
             try:
                 resolve(settings, resource.split(":", 1)[1])
@@ -55,24 +55,3 @@ def definition_checks(config: Config) -> list[DefinitionCheck]:
         return problems
 
     return [check]
-
-
-def task_states(definition: Any, pointer: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Every Task state of ``definition`` with its JSON pointer, into Parallel branches and Map processors."""
-    if not isinstance(definition, Mapping) or not isinstance(definition.get("States"), Mapping):
-        return
-    for state_name, state in definition["States"].items():
-        if not isinstance(state, Mapping):
-            continue
-        here = f"{pointer}/States/{_escape(str(state_name))}"
-        if state.get("Type") == "Task":
-            yield here, state
-        for index, branch in enumerate(state.get("Branches") or []):
-            yield from task_states(branch, f"{here}/Branches/{index}")
-        for key in ("ItemProcessor", "Iterator"):
-            if key in state:
-                yield from task_states(state[key], f"{here}/{key}")
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
