@@ -15,6 +15,7 @@ from typing import Any, Literal
 import click
 
 from orchestrator.asl.validate import validate_text
+from orchestrator.cli.inputs import input_options, read_input
 from orchestrator.engine.local import (
     Mocks,
     check_input_size,
@@ -68,10 +69,7 @@ def _integration_problems(name: str, definition: Any) -> list[str]:
 
 @click.command("run-local")
 @click.argument("definition", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--input", "input_text", help="Execution input as JSON text.")
-@click.option(
-    "--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Execution input from a file."
-)
+@input_options("Execution input")
 @click.option(
     "--mock", "mock_file", type=click.Path(dir_okay=False, path_type=Path), help="Task mocks (JSON)."
 )
@@ -92,18 +90,12 @@ def run_local_command(
 
     The input defaults to {}. Task states are answered from the --mock file.
     """
-    if input_text is not None and input_file is not None:
-        raise UsageError("give either --input or --input-file, not both")
+    input_value = read_input(input_text, input_file)
+    check_input_size(input_value)
     text = read_text(definition, "definition")
     document = parse_json(text, f"definition {definition}")
     if not isinstance(document, dict):
         raise UsageError(f"definition {definition}: must be a JSON object, not {type(document).__name__}")
-    input_value: Any = {}
-    if input_text is not None:
-        input_value = parse_json(input_text, "--input")
-    elif input_file is not None:
-        input_value = load_json_file(str(input_file), "input file")
-    check_input_size(input_value)
     mocks = Mocks.parse(load_json_file(str(mock_file), "mock file"), str(mock_file)) if mock_file else None
     problems = validate_text(text)
     if problems:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -15,10 +14,11 @@ from typing import Any
 import click
 
 from orchestrator.asl.timestamps import format_seconds
+from orchestrator.cli.inputs import actor, input_options, read_input
 from orchestrator.cli.tables import column_widths, cut, row_text, table
 from orchestrator.config import Config
 from orchestrator.engine.events import HistoryEvent
-from orchestrator.engine.local import load_json_file, parse_json
+from orchestrator.engine.local import load_json_file
 from orchestrator.errors import UsageError
 from orchestrator.executions.service import TERMINAL, Loaded
 from orchestrator.registry.service import diff
@@ -60,22 +60,8 @@ def load_config() -> Config:
     return Config.load(path)
 
 
-def _actor() -> str:
-    return os.environ.get("ORCHESTRATOR_ACTOR") or os.environ.get("USER") or "unknown"
-
-
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=None))
-
-
-def _input(input_text: str | None, input_file: Path | None) -> Any:
-    if input_text is not None and input_file is not None:
-        raise UsageError("give either --input or --input-file, not both")
-    if input_text is not None:
-        return parse_json(input_text, "--input")
-    if input_file is not None:
-        return load_json_file(str(input_file), "input file")
-    return {}
 
 
 # ---------------------------------------------------------------------- registry
@@ -100,7 +86,7 @@ def publish_command(
             name,
             definition,
             description=description,
-            published_by=_actor(),
+            published_by=actor(),
             revision=revision,
             approved_by=approved_by,
         )
@@ -113,7 +99,7 @@ def publish_command(
         if version.revision:
             out["revision"], out["approvedBy"] = version.revision, version.approved_by
         if alias:
-            s.registry.set_alias(name, alias, [(version.version, None)], by=_actor())
+            s.registry.set_alias(name, alias, [(version.version, None)], by=actor())
             out["alias"] = alias
     _echo_json(out)
 
@@ -203,7 +189,7 @@ def alias_set(name: str, alias: str, routes: Sequence[str], database_url: str) -
             raise UsageError(f"bad route {route!r}: expected VERSION or VERSION=WEIGHT")
         parsed.append((int(version), int(weight) if weight else None))
     with services(database_url) as s:
-        result = s.registry.set_alias(name, alias, parsed, by=_actor())
+        result = s.registry.set_alias(name, alias, parsed, by=actor())
     _echo_json({"name": name, "alias": alias, "routing": [r.to_json() for r in result]})
 
 
@@ -214,7 +200,7 @@ def alias_set(name: str, alias: str, routes: Sequence[str], database_url: str) -
 def alias_rollback(name: str, alias: str, database_url: str) -> None:
     """Point ALIAS back at what it pointed at before its last change."""
     with services(database_url) as s:
-        result = s.registry.rollback_alias(name, alias, by=_actor())
+        result = s.registry.rollback_alias(name, alias, by=actor())
     _echo_json({"name": name, "alias": alias, "routing": [r.to_json() for r in result]})
 
 
@@ -275,8 +261,7 @@ def _current_state(loaded: Loaded) -> str:
 
 @click.command("start")
 @click.argument("reference")
-@click.option("--input", "input_text", help="Execution input as JSON text.")
-@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path))
+@input_options("Execution input")
 @click.option("--name", help="Execution name (unique per state machine; default a UUID).")
 @click.option("--wait", is_flag=True, help="Run the execution to its end in this process.")
 @database_option
@@ -289,9 +274,9 @@ def start_command(
     database_url: str,
 ) -> None:
     """Start an execution of NAME, NAME:ALIAS or NAME:VERSION."""
-    value = _input(input_text, input_file)
+    value = read_input(input_text, input_file)
     with services(database_url) as s:
-        loaded, created = s.executions.start(reference, value, name=name, started_by=_actor())
+        loaded, created = s.executions.start(reference, value, name=name, started_by=actor())
         if wait:
             loaded = _wait(s, loaded)
         _echo_json(_result(loaded, created=created))
@@ -317,7 +302,7 @@ def stop_command(execution: str, error: str | None, cause: str | None, database_
 def reset_command(execution: str, to_event: int, name: str | None, wait: bool, database_url: str) -> None:
     """Roll back: a new execution from the state EXECUTION had after event N (EXECUTION is unchanged)."""
     with services(database_url) as s:
-        loaded = s.executions.reset(execution, to_event, name=name, by=_actor())
+        loaded = s.executions.reset(execution, to_event, name=name, by=actor())
         if wait:
             loaded = _wait(s, loaded)
         out = _result(loaded, created=True)
@@ -332,7 +317,7 @@ def reset_command(execution: str, to_event: int, name: str | None, wait: bool, d
 def redrive_command(execution: str, wait: bool, database_url: str) -> None:
     """Re-run a failed, timed-out or aborted execution from the states that did not succeed."""
     with services(database_url) as s:
-        loaded = s.executions.redrive(execution, by=_actor())
+        loaded = s.executions.redrive(execution, by=actor())
         if wait:
             loaded = _wait(s, loaded)
         _echo_json(_result(loaded))

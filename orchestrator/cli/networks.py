@@ -17,8 +17,8 @@ from typing import Any
 import click
 
 from orchestrator.cli.durable import load_config
+from orchestrator.cli.inputs import input_options, read_input
 from orchestrator.cli.tables import table
-from orchestrator.engine.local import load_json_file, parse_json
 from orchestrator.errors import UsageError
 from orchestrator.executions.tasks import TaskError
 from orchestrator.integrations.reflow.catalog import ReflowSettings
@@ -113,22 +113,15 @@ def validate_command(name: str | None) -> None:
 
 @networks.command("run")
 @click.argument("name")
-@click.option("--input", "input_text", help="The network's input as JSON text (default {}).")
-@click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="The input from a file.")
+@input_options("The network's input")
 @click.option(
     "--timeout", type=float, help="Kill the run after this many seconds ([reflow] timeout_seconds)."
 )
 def run_command(name: str, input_text: str | None, input_file: Path | None, timeout: float | None) -> None:
     """Run network NAME in a child process, as a Task state would, and print its result as JSON."""
-    if input_text is not None and input_file is not None:
-        raise UsageError("give either --input or --input-file, not both")
+    input_value = read_input(input_text, input_file)
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
-    input_value: Any = {}
-    if input_text is not None:
-        input_value = parse_json(input_text, "--input")
-    elif input_file is not None:
-        input_value = load_json_file(str(input_file), "input file")
     settings = _settings()
     settings.path_of(name)  # an unknown network is a usage error listing the networks
     spec, problems = _check(settings, name)

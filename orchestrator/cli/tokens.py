@@ -8,18 +8,14 @@ made it (``ORCHESTRATOR_ACTOR`` or ``USER``).
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 
 import click
 
 from orchestrator.api.tokens import ROLES, TokenInfo, Tokens, parse_duration
 from orchestrator.cli.durable import database_option, services
+from orchestrator.cli.inputs import actor
 from orchestrator.cli.tables import table
-
-
-def _actor() -> str:
-    return os.environ.get("ORCHESTRATOR_ACTOR") or os.environ.get("USER") or "unknown"
 
 
 @click.group("tokens")
@@ -39,7 +35,7 @@ def create_command(role: str, owner: str, expires_in: str | None, as_json: bool,
     """Create a token and print it once; store only its hash."""
     expiry = parse_duration(expires_in) if expires_in is not None else None
     with services(database_url) as runtime:
-        token, info = Tokens(runtime.store).create(role, owner, by=_actor(), expires_in=expiry)
+        token, info = Tokens(runtime.store).create(role, owner, by=actor(), expires_in=expiry)
     if as_json:
         out = {
             "id": info.id,
@@ -87,5 +83,5 @@ def _status(info: TokenInfo, now: datetime) -> str:
 def revoke_command(token_id: str, database_url: str) -> None:
     """Revoke the token TOKEN_ID (as `tokens list` shows it): it stops working at once."""
     with services(database_url) as runtime:
-        info = Tokens(runtime.store).revoke(token_id, by=_actor())
+        info = Tokens(runtime.store).revoke(token_id, by=actor())
     click.echo(json.dumps(info.to_json()))
