@@ -13,13 +13,13 @@ import click
 import structlog
 
 from orchestrator.asl.timestamps import format_seconds
+from orchestrator.backoff import Backoff
 from orchestrator.cli.durable import database_option, load_config
 from orchestrator.cli.tables import table
 from orchestrator.errors import UsageError
 from orchestrator.runtime import build_runtime
 from orchestrator.store import EventStore, StoreBusy, StoreError, StoreUnavailable, WorkerRecord, urls
 from orchestrator.worker import Worker, WorkerSettings, plugins
-from orchestrator.worker.backoff import Backoff
 from orchestrator.worker.signals import graceful_signals
 
 log = structlog.get_logger(__name__)

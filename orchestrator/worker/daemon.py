@@ -43,9 +43,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from orchestrator.backoff import Backoff
 from orchestrator.runtime import Runtime
 from orchestrator.store import ClaimedWork, LeaseLost, StoreError, WorkerRecord
-from orchestrator.worker.backoff import Backoff
 from orchestrator.worker.inflight import InFlight, InFlightItems
 from orchestrator.worker.metrics import WorkerMetrics
 from orchestrator.worker.pool import DaemonPool

@@ -5,8 +5,9 @@ the token inside as ``__conduit__.token``, and ``output=json``) and one answer e
 200, ``{"result", "error_code", "error_info"}``). The PyPI ``phabricator`` package is inactive and
 ships a stale method schema (``transaction.search`` and ``differential.changeset.search`` missing), so
 this module hand-writes the little it needs: the envelope turned into :class:`ConduitError`,
-connection errors and 5xx retried with exponential back-off and then raised as
-:class:`ConduitUnavailable`, and cursor pagination of ``*.search`` methods. The token is never logged.
+connection errors and 5xx retried with a jittered exponential back-off (:class:`.Backoff`) and then
+raised as :class:`ConduitUnavailable`, and cursor pagination of ``*.search`` methods. The token is
+never logged.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from typing import Any
 import httpx
 import structlog
 
+from orchestrator.backoff import Backoff
+
 log = structlog.get_logger(__name__)
+
+MAX_PAUSE = 5.0
+"""The longest pause between two attempts of one call (seconds): longer outages are the work
+item's to wait out (:func:`.inbox.retry_later`), not a worker thread's."""
 
 
 class ConduitError(Exception):
@@ -49,11 +56,12 @@ class Conduit:
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """``url``: the install's base URL (``https://phorge.example.com``)."""
+        """``url``: the install's base URL (``https://phorge.example.com``); ``backoff``: the first
+        pause before trying a failed call again (seconds, doubling, jittered, at most :data:`MAX_PAUSE`)."""
         self._url = url.rstrip("/")
         self._token = token
         self._attempts = max(1, attempts)
-        self._backoff = backoff
+        self._backoff = Backoff(backoff, max(backoff, MAX_PAUSE))
         self._http = httpx.Client(timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -71,7 +79,7 @@ class Conduit:
         last = ""
         for attempt in range(self._attempts):
             if attempt:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
+                time.sleep(self._backoff.delay(attempt))
             started = time.perf_counter()
             try:
                 response = self._http.post(endpoint, data=form)

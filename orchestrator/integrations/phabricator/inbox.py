@@ -10,7 +10,7 @@ delivery's whole story.
 
 This module also holds the small helpers every phabricator work handler shares: the queue and kinds,
 and :func:`finish` / :func:`retry_later`, which complete a claimed item in a fenced append, the
-latter enqueueing the next attempt with exponential back-off.
+latter enqueueing the next attempt with a jittered exponential back-off (:class:`.Backoff`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from orchestrator.backoff import Backoff
 from orchestrator.integrations.phabricator.webhook import Delivery
 from orchestrator.store import (
     ClaimedWork,
@@ -43,9 +44,11 @@ REPORT = "phabricator.report"
 INBOX_PREFIX = "phabricator-inbox:"
 NAMESPACE = uuid.UUID("5b1d0c9e-2f4a-4f7e-9d63-0c4b9a1e7d21")
 MAX_ATTEMPTS = 30
-"""Attempts of one work item before it is given up (recorded as failed); at the 5-minute cap that is
-about two hours, the gates' reconcile loop still catches what a failed delivery carried."""
+"""Attempts of one work item before it is given up (recorded as failed); with the 5-minute cap and
+the jitter that is one to two hours, the gates' reconcile loop still catches what a failed delivery
+carried."""
 MAX_DELAY = 300.0
+"""The longest back-off between two attempts of a work item (seconds)."""
 
 
 def event_id(*parts: str) -> uuid.UUID:
@@ -135,7 +138,9 @@ def finish(
 def retry_later(
     store: EventStore, work: ClaimedWork, worker_id: str, error: str, *, base_delay: float
 ) -> bool:
-    """Complete ``work`` and enqueue its next attempt after an exponential back-off.
+    """Complete ``work`` and enqueue its next attempt after a jittered exponential back-off: about
+    ``base_delay`` doubling per attempt, up to :data:`MAX_DELAY`, each drawn from [d/2, d] so that the
+    items that failed in one Conduit outage are not all tried again at the same moment.
 
     Records ``<Kind>RetryScheduled`` (or ``<Kind>Failed`` once :data:`MAX_ATTEMPTS` are spent) in the
     item's stream. Returns False when it gave up.
@@ -149,7 +154,7 @@ def retry_later(
         )
         finish(store, work, worker_id, [failed])
         return False
-    delay = min(base_delay * 2 ** (attempt - 1), MAX_DELAY)
+    delay = Backoff(min(base_delay, MAX_DELAY), MAX_DELAY).delay(attempt)
     run_at = datetime.now(UTC) + timedelta(seconds=delay)
     log.info(
         "phabricator.retry_scheduled", kind=work.kind, stream=work.stream_id, attempt=attempt, delay=delay
