@@ -4,7 +4,8 @@ Where it comes from, first match wins: ``--config FILE``, ``ORCHESTRATOR_CONFIG`
 ``orchestrator.toml`` in the working directory; no file at all is an empty configuration. TOML is
 read with the standard library's ``tomllib``. This module only finds and parses the file; each part
 validates its own table (``[reflow]``, ``[airflow]``, ``[aws]``, ``[phabricator]``, ``[api]``,
-``[worker]``) and reports a bad value with :meth:`Config.problem`, which names the file and the key.
+``[worker]``) and reports a bad value with :meth:`Config.problem`, which names the file and the key,
+and a key it does not know with :meth:`Config.refuse_unknown`, which also lists the keys it knows.
 
 Secrets never live in this file: it names environment variables or AWS Secrets Manager secrets that
 hold them.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,15 @@ class Config:
         """An error about ``key`` (dotted, e.g. ``airflow.connections.main.base_url``) of this file."""
         where = str(self.path) if self.path is not None else "configuration"
         return ConfigError(f"{where}: {key}: {message}")
+
+    def refuse_unknown(
+        self, where: str, table: Mapping[str, Any], known: Collection[str], *, what: str = "key"
+    ) -> None:
+        """Refuse the first (by name) key of ``table`` that is not in ``known``:
+        ``FILE: WHERE.KEY: unknown key (known: a, b, c)`` (``what`` replaces "key" in the message)."""
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise self.problem(f"{where}.{unknown[0]}", f"unknown {what} (known: {', '.join(sorted(known))})")
 
     def relative(self, value: str) -> Path:
         """A path from the file, relative to the file's folder (the working directory without a file)."""

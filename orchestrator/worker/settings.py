@@ -67,12 +67,8 @@ class WorkerSettings:
     def from_config(cls, config: Config) -> WorkerSettings:
         """The settings of the ``[worker]`` table; a bad value is a :class:`ConfigError` naming it."""
         table = config.section("worker")
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            if key not in _FIELDS:
-                known = ", ".join(sorted(_FIELDS))
-                raise config.problem(f"worker.{key}", f"unknown setting (known: {known})")
-            values[key] = _coerce(config, key, value)
+        config.refuse_unknown("worker", table, _FIELDS, what="setting")
+        values = {key: _coerce(config, key, value) for key, value in table.items()}
         try:
             return cls(**values)
         except ValueError as exc:

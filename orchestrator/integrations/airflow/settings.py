@@ -78,9 +78,7 @@ class AirflowSettings:
 def load(config: Config) -> AirflowSettings:
     """Parse and validate ``[airflow]``; a bad value raises ``ConfigError`` naming the key."""
     table = config.section("airflow")
-    unknown = sorted(set(table) - {"connections", "default_connection"})
-    if unknown:
-        raise config.problem(f"airflow.{unknown[0]}", "unknown key (known: connections, default_connection)")
+    config.refuse_unknown("airflow", table, {"connections", "default_connection"})
     raw = table.get("connections", {})
     if not isinstance(raw, Mapping):
         raise config.problem("airflow.connections", "must be a table of named connections")
@@ -104,14 +102,13 @@ def _connection(config: Config, name: str, value: Any) -> Connection:
     if not isinstance(value, Mapping):
         raise config.problem(key, "must be a table")
     for field_name in value:
-        if field_name not in _KEYS:
-            hint = (
-                " (secrets never go in the configuration: name an environment variable with "
-                "username_env/password_env/token_env, or an AWS secret with secret_id)"
-                if any(word in field_name for word in _SECRET_KEYS)
-                else f" (known: {', '.join(sorted(_KEYS))})"
+        if field_name not in _KEYS and any(word in field_name for word in _SECRET_KEYS):
+            raise config.problem(
+                f"{key}.{field_name}",
+                "unknown key (secrets never go in the configuration: name an environment variable with "
+                "username_env/password_env/token_env, or an AWS secret with secret_id)",
             )
-            raise config.problem(f"{key}.{field_name}", f"unknown key{hint}")
+    config.refuse_unknown(key, value, _KEYS)
     strings: dict[str, str] = {}
     for field_name in sorted(_KEYS - {"request_timeout_seconds", "poll_max_seconds"}):
         if field_name in value:

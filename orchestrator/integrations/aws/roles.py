@@ -180,7 +180,7 @@ def _tables(config: Config, section: Mapping[str, Any], key: str) -> list[Mappin
 
 
 def _rule(config: Config, where: str, entry: Mapping[str, Any]) -> RoleRule:
-    _no_unknown_keys(config, where, entry, _RULE_KEYS)
+    config.refuse_unknown(where, entry, _RULE_KEYS)
     role_arn = entry.get("role_arn")
     if role_arn is None:
         raise config.problem(f"{where}.role_arn", "is required")
@@ -203,7 +203,7 @@ _MATCHERS = ("state_machine", "state", "resource")
 
 
 def _allowance(config: Config, where: str, entry: Mapping[str, Any]) -> Allowance:
-    _no_unknown_keys(config, where, entry, _ALLOW_KEYS)
+    config.refuse_unknown(where, entry, _ALLOW_KEYS)
     state_machine = _optional_string(config, f"{where}.state_machine", entry.get("state_machine"))
     if state_machine is None:
         raise config.problem(f"{where}.state_machine", "is required (a name or a glob such as '*')")
@@ -211,12 +211,6 @@ def _allowance(config: Config, where: str, entry: Mapping[str, Any]) -> Allowanc
     if not isinstance(roles, list) or not all(isinstance(role, str) and role for role in roles):
         raise config.problem(f"{where}.roles", "is required: an array of role ARNs or ARN globs")
     return Allowance(state_machine, tuple(roles), where)
-
-
-def _no_unknown_keys(config: Config, where: str, entry: Mapping[str, Any], known: frozenset[str]) -> None:
-    unknown = sorted(set(entry) - known)
-    if unknown:
-        raise config.problem(f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(known))})")
 
 
 def _optional_string(config: Config, key: str, value: Any) -> str | None:

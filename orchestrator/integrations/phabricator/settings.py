@@ -13,7 +13,7 @@ abort_on_new_diff = false               # ...and then stops the execution (Phabr
 max_body_bytes = 1048576                # larger webhook bodies are answered 413
 reconcile_seconds = 60                  # how often open gates are polled through Conduit
 report_poll_seconds = 5                 # how often an execution started by a revision is checked
-retry_seconds = 5                       # first back-off when Conduit fails (doubles, up to 5 minutes)
+retry_seconds = 5                       # first back-off when Conduit fails (doubles, jittered, <= 5 min)
 
 [[phabricator.triggers]]
 repository = "PHID-REPO-..."            # optional: any repository when absent
@@ -126,7 +126,8 @@ class Settings:
     reconcile_seconds: float = 60.0
     report_poll_seconds: float = 5.0
     retry_seconds: float = 5.0
-    """First delay before a failed handler runs again; doubles per attempt up to 5 minutes."""
+    """First delay before a failed handler runs again; doubles per attempt up to 5 minutes, each
+    drawn from its upper half (jitter)."""
     timeout_seconds: float = 15.0
     triggers: tuple[TriggerRule, ...] = ()
     harbormaster_start: str | None = None
@@ -151,8 +152,7 @@ class Settings:
                     f"secrets never live in the configuration file; name the environment variable "
                     f"holding it with {key.removeprefix('api_')}_env",
                 )
-            if key not in _KNOWN:
-                raise config.problem(f"{SECTION}.{key}", f"unknown key (known: {', '.join(sorted(_KNOWN))})")
+        config.refuse_unknown(SECTION, table, _KNOWN)
         url = _string(config, table, "url") or env.get(URL_ENV) or None
         if url is not None and not url.startswith(("http://", "https://")):
             raise config.problem(f"{SECTION}.url", f"must be an http(s) URL, got {url!r}")
@@ -233,11 +233,7 @@ def _triggers(config: Config, value: Any) -> tuple[TriggerRule, ...]:
         where = f"{SECTION}.triggers[{index}]"
         if not isinstance(item, Mapping):
             raise config.problem(where, "must be a table")
-        unknown = set(item) - {"start", "repository", "project", "paths"}
-        if unknown:
-            raise config.problem(
-                f"{where}.{sorted(unknown)[0]}", "unknown key (known: start, repository, project, paths)"
-            )
+        config.refuse_unknown(where, item, {"start", "repository", "project", "paths"})
         start = _reference(config, f"{where}.start", item.get("start"))
         if start is None:
             raise config.problem(f"{where}.start", "is required: the state machine to start (NAME:ALIAS)")

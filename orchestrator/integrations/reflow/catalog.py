@@ -44,8 +44,7 @@ class ReflowSettings:
     def from_config(cls, config: Config) -> ReflowSettings:
         """Read and check ``[reflow]``; a bad value is a ``ConfigError`` naming the key."""
         section = config.section("reflow")
-        for key in sorted(set(section) - _KEYS):
-            raise config.problem(f"reflow.{key}", f"unknown key (known: {', '.join(sorted(_KEYS))})")
+        config.refuse_unknown("reflow", section, _KEYS)
         folder = section.get("networks", DEFAULT_FOLDER)
         if not isinstance(folder, str) or not folder:
             raise config.problem("reflow.networks", "must be a folder path (a string)")
