@@ -4,15 +4,15 @@ Every outside fact flows the same way. The webhook endpoint stores a delivery in
 (:mod:`.inbox`); a worker claims its ``phabricator.delivery`` item and calls
 :meth:`Phabricator.handle_delivery`, which reads the revision through Conduit (:mod:`.reviews`) and
 :meth:`Phabricator.settle`\\ s it: records the facts, starts what trigger rules say
-(:mod:`.triggers`), decides every open approval gate on the revision (:mod:`.gates`) and watches the
-executions it started to report their outcome (:mod:`.reports`). The first check of a new gate
-(``phabricator.check``) and the reconcile loop (``phabricator.reconcile``, every
+(:mod:`.triggers`), decides every open approval gate on the revision (:mod:`.gates` and the modules
+it names) and watches the executions it started to report their outcome (:mod:`.reports`). The
+first check of a new gate (``phabricator.check``) and the reconcile loop (``phabricator.reconcile``, every
 ``reconcile_seconds`` while gates are open or released ones are watched) settle revisions the same
 way, so a webhook that never arrives delays an approval, or a revocation, but never loses it. A
 released gate (``ResetOnNewDiff``) is watched for a new diff until its execution ends; a look that
 finds the gate's task already answered by a concurrent look picks the watch up from the execution's
-``ApprovalGranted`` (see :mod:`.gates`). A handler completes its item in a fenced append with
-what it concluded; when Conduit fails it schedules the next attempt with back-off instead.
+``ApprovalGranted`` (see :mod:`.gate_answers`). A handler completes its item in a fenced append with
+what it concluded; when Conduit fails it schedules the next attempt with a jittered back-off instead.
 """
 
 from __future__ import annotations
@@ -26,7 +26,16 @@ import structlog
 
 from orchestrator.errors import UsageError
 from orchestrator.executions.tasks import PENDING, TaskContext, TaskError
-from orchestrator.integrations.phabricator import gates, inbox, reports, reviews, triggers
+from orchestrator.integrations.phabricator import (
+    gate_answers,
+    gate_decisions,
+    gate_index,
+    gates,
+    inbox,
+    reports,
+    reviews,
+    triggers,
+)
 from orchestrator.integrations.phabricator.conduit import Conduit, ConduitError, ConduitUnavailable
 from orchestrator.integrations.phabricator.policy import RoleRuleLookup, required_groups
 from orchestrator.integrations.phabricator.settings import Settings
@@ -96,7 +105,9 @@ class Phabricator:
             groups=groups,
             abort_default=self.settings.abort_on_new_diff,
         )
-        gates.request(context, self.runtime.store, gate, reconcile_seconds=self.settings.reconcile_seconds)
+        gate_answers.request(
+            context, self.runtime.store, gate, reconcile_seconds=self.settings.reconcile_seconds
+        )
         log.info("phabricator.gate_opened", execution=context.execution, revision=gate.revision)
         return PENDING
 
@@ -135,32 +146,33 @@ class Phabricator:
             return members[project]
 
         outcomes: dict[str, str] = {}
-        index = gates.read_index(store)
+        index = gate_index.read_index(store)
         for gate in index.waiting:
             if not gate.concerns(view):
                 continue
-            decision = gates.decide(gate, view, members_of)
-            outcome = gates.answer(executions, gate, decision)
-            watch: gates.Released | None = None
+            decision = gate_decisions.decide(gate, view, members_of)
+            outcome = gate_answers.answer(executions, gate, decision)
+            watch: gate_index.Released | None = None
             if outcome == "released" and gate.reset_on_new_diff:
-                watch = gates.Released(gate, decision.approval["diff"], decision.approval["approver"])
+                watch = gate_index.Released(gate, decision.approval["diff"], decision.approval["approver"])
             elif outcome == "gone" and gate.reset_on_new_diff:
-                watch = gates.released_earlier(executions, gate)  # by a concurrent look, index not yet told
+                # released by a concurrent look that has not yet told the index
+                watch = gate_answers.released_earlier(executions, gate)
                 if watch is not None:
-                    outcome = gates.revoke_if_changed(executions, watch, view)
+                    outcome = gate_answers.revoke_if_changed(executions, watch, view)
                     watch, outcome = (watch, "released") if outcome == "watching" else (None, outcome)
             outcomes[gate.execution] = outcome
             if watch is not None:
-                gates.release_gate(store, gate, watch.diff, watch.approver)
+                gate_index.release_gate(store, gate, watch.diff, watch.approver)
             elif outcome != "waiting":
-                gates.close_gate(store, gate, outcome)
+                gate_index.close_gate(store, gate, outcome)
         for watched in index.released:
             if not watched.gate.concerns(view):
                 continue
-            outcome = gates.revoke_if_changed(executions, watched, view)
+            outcome = gate_answers.revoke_if_changed(executions, watched, view)
             if outcome != "watching":
                 outcomes[watched.gate.execution] = outcome
-                gates.close_gate(store, watched.gate, outcome)
+                gate_index.close_gate(store, watched.gate, outcome)
         if outcomes:
             summary["gates"] = outcomes
         return summary
@@ -257,14 +269,14 @@ class Phabricator:
     def handle_reconcile(self, work: ClaimedWork, worker_id: str) -> None:
         """Settle every revision an open gate waits on; come back while gates are open."""
         store = self.runtime.store
-        index = gates.read_index(store)
+        index = gate_index.read_index(store)
         by_revision: dict[str, list[gates.Gate]] = defaultdict(list)
         for gate in index.waiting:
             by_revision[gate.revision].append(gate)
         for watched in index.released:
             # a watch whose execution ended needs no Conduit call to end
             if self.runtime.executions.load(watched.gate.execution).status != "RUNNING":
-                gates.close_gate(store, watched.gate, "ended")
+                gate_index.close_gate(store, watched.gate, "ended")
             else:
                 by_revision.setdefault(watched.gate.revision, [])
         for revision, waiting in by_revision.items():
@@ -276,11 +288,11 @@ class Phabricator:
             except (ConduitUnavailable, ConduitError) as exc:
                 log.info("phabricator.reconcile_failed", revision=revision, error=str(exc))
         enqueue = []
-        remaining = gates.read_index(store)
+        remaining = gate_index.read_index(store)
         if remaining.waiting or remaining.released:
             seconds = self.settings.reconcile_seconds
-            bucket = max(gates.next_bucket(seconds), int(work.payload.get("bucket", 0)) + 1)
-            enqueue.append(gates.reconcile_item(bucket, seconds))
+            bucket = max(gate_index.next_bucket(seconds), int(work.payload.get("bucket", 0)) + 1)
+            enqueue.append(gate_index.reconcile_item(bucket, seconds))
         inbox.finish(store, work, worker_id, enqueue=enqueue)
 
     def handle_report(self, work: ClaimedWork, worker_id: str) -> None:
@@ -330,10 +342,11 @@ class Phabricator:
         )
 
     def _fail_gate(self, gate: gates.Gate, reason: str) -> None:
-        decision = gates.Decision(
+        decision = gate_decisions.Decision(
             "reject", "Phabricator.RevisionNotFound", reason, {}, {"revision": gate.revision}
         )
-        gates.close_gate(self.runtime.store, gate, gates.answer(self.runtime.executions, gate, decision))
+        outcome = gate_answers.answer(self.runtime.executions, gate, decision)
+        gate_index.close_gate(self.runtime.store, gate, outcome)
 
     def _processed(self, work: ClaimedWork, worker_id: str, summary: dict[str, Any]) -> None:
         event = NewEvent(inbox.event_id(work.stream_id, "processed"), "DeliveryProcessed", summary)

@@ -33,6 +33,18 @@ def gate_open(stack: Stack, execution: str) -> bool:
     return status_of(stack, execution) == "RUNNING" and "ApprovalRequested" in history_types(stack, execution)
 
 
+def waiting_for_approval(
+    stack: Stack, title: str, reviewers: list[str] | None = None
+) -> tuple[Revision, str]:
+    """A revision of ``title`` that bob accepted, and the release run it started, waiting at its gate."""
+    phorge = stack.phorge
+    revision = phorge.create_revision("alice", title, reviewers or ["bob", "carol"])
+    stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
+    execution = run_of(revision)
+    stack.drain(lambda: gate_open(stack, execution))
+    return revision, execution
+
+
 def details(stack: Stack, execution: str, kind: str) -> list[dict[str, Any]]:
     return [dict(e.details) for e in stack.runtime.executions.history(execution) if e.type == kind]
 
@@ -123,10 +135,7 @@ def test_a_delivery_whose_processing_fails_while_conduit_is_down_succeeds_on_ret
 
 def test_changes_requested_fail_the_gate_with_a_catchable_rejected(stack: Stack) -> None:
     phorge = stack.phorge
-    revision = phorge.create_revision("alice", "Release 1.5", ["bob", "carol"])
-    stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
-    execution = run_of(revision)
-    stack.drain(lambda: gate_open(stack, execution))
+    revision, execution = waiting_for_approval(stack, "Release 1.5")
     stack.post(phorge.webhook_body(revision.id, phorge.request_changes(revision.id, "carol")))
     stack.drain(lambda: status_of(stack, execution) == "FAILED")
     described = stack.runtime.executions.describe(execution)
@@ -142,10 +151,7 @@ def test_changes_requested_fail_the_gate_with_a_catchable_rejected(stack: Stack)
 
 def test_an_abandoned_revision_fails_the_gate_with_abandoned(stack: Stack) -> None:
     phorge = stack.phorge
-    revision = phorge.create_revision("alice", "Release 1.6", ["bob", "carol"])
-    stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
-    execution = run_of(revision)
-    stack.drain(lambda: gate_open(stack, execution))
+    revision, execution = waiting_for_approval(stack, "Release 1.6")
     stack.post(phorge.webhook_body(revision.id, phorge.abandon(revision.id)))
     stack.drain(lambda: status_of(stack, execution) == "FAILED")
     assert details(stack, execution, "TaskFailed")[0]["error"] == "Phabricator.Abandoned"
@@ -154,10 +160,7 @@ def test_an_abandoned_revision_fails_the_gate_with_abandoned(stack: Stack) -> No
 
 def test_an_accept_of_an_older_diff_does_not_release_the_gate(stack: Stack) -> None:
     phorge = stack.phorge
-    revision = phorge.create_revision("alice", "Release 1.7", ["bob", "carol"])
-    stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
-    execution = run_of(revision)
-    stack.drain(lambda: gate_open(stack, execution))
+    revision, execution = waiting_for_approval(stack, "Release 1.7")
     # carol accepts, then alice uploads a new diff, before any of it is processed
     stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "carol")))
     stack.post(phorge.webhook_body(revision.id, phorge.update_diff(revision.id)))
@@ -172,10 +175,7 @@ def test_an_accept_of_an_older_diff_does_not_release_the_gate(stack: Stack) -> N
 
 def test_a_missed_webhook_delays_the_approval_but_the_reconcile_loop_finds_it(stack: Stack) -> None:
     phorge = stack.phorge
-    revision = phorge.create_revision("alice", "Release 1.8", ["bob", "carol"])
-    stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
-    execution = run_of(revision)
-    stack.drain(lambda: gate_open(stack, execution))
+    revision, execution = waiting_for_approval(stack, "Release 1.8")
     phorge.accept(revision.id, "carol")  # Herald's delivery of this never arrives
     stack.drain(lambda: status_of(stack, execution) == "SUCCEEDED")
     assert [e["identity"] for e in stack.deployed] == ["carol"]

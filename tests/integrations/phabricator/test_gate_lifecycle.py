@@ -18,21 +18,21 @@ from fakes.phorge import FakePhorge, Revision
 
 from orchestrator.config import Config, ConfigError
 from orchestrator.executions.tasks import PENDING, TaskContext
-from orchestrator.integrations.phabricator import gates, reviews
+from orchestrator.integrations.phabricator import gate_answers, gate_decisions, gate_index, reviews
 from orchestrator.integrations.phabricator.conduit import Conduit
 from orchestrator.integrations.phabricator.settings import Settings
 from orchestrator.registry.service import Registry
 
 from .harness import Stack, close_stack, make_config, open_stack
-from .test_flow import details, gate_open, history_types, run_of, status_of
+from .test_flow import details, gate_open, history_types, status_of, waiting_for_approval
 
 
 def index_types(stack: Stack) -> list[str]:
-    return [r.type for r in stack.runtime.store.read_stream(gates.GATES_STREAM)]
+    return [r.type for r in stack.runtime.store.read_stream(gate_index.GATES_STREAM)]
 
 
 def closed_outcome(stack: Stack, execution: str) -> str | None:
-    for record in stack.runtime.store.read_stream(gates.GATES_STREAM):
+    for record in stack.runtime.store.read_stream(gate_index.GATES_STREAM):
         if record.type == "GateClosed" and record.data["execution"] == execution:
             return str(record.data["outcome"])
     return None
@@ -52,10 +52,7 @@ def hold_deploy(stack: Stack) -> list[TaskContext]:
 
 def released_and_deploying(stack: Stack, held: list[TaskContext]) -> tuple[Revision, str]:
     phorge = stack.phorge
-    revision = phorge.create_revision("alice", "Release 3.0", ["bob", "carol"])
-    stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
-    execution = run_of(revision)
-    stack.drain(lambda: gate_open(stack, execution))
+    revision, execution = waiting_for_approval(stack, "Release 3.0")
     stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "carol")))
     stack.drain(lambda: bool(held) and "GateReleased" in index_types(stack))
     assert status_of(stack, execution) == "RUNNING"
@@ -97,10 +94,7 @@ def test_a_new_diff_seen_while_a_concurrent_release_has_not_reached_the_index_is
 ) -> None:
     held = hold_deploy(stack)
     phorge = stack.phorge
-    revision = phorge.create_revision("alice", "Release 3.3", ["bob", "carol"])
-    stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
-    execution = run_of(revision)
-    stack.drain(lambda: gate_open(stack, execution))
+    revision, execution = waiting_for_approval(stack, "Release 3.3")
     phorge.accept(revision.id, "carol")
     # a worker releases the gate and stalls before writing GateReleased into the index
     conduit = Conduit(phorge.url, phorge.token)
@@ -108,17 +102,17 @@ def test_a_new_diff_seen_while_a_concurrent_release_has_not_reached_the_index_is
         view = reviews.fetch(conduit, number=revision.id)
     finally:
         conduit.close()
-    (gate,) = gates.open_gates(stack.runtime.store)
-    decision = gates.decide(gate, view, lambda project: set())
-    assert gates.answer(stack.runtime.executions, gate, decision) == "released"
+    (gate,) = gate_index.open_gates(stack.runtime.store)
+    decision = gate_decisions.decide(gate, view, lambda project: set())
+    assert gate_answers.answer(stack.runtime.executions, gate, decision) == "released"
     stack.drain(lambda: bool(held))
     # meanwhile a new diff: its delivery finds the gate "waiting" in the index, its task gone
     stack.post(phorge.webhook_body(revision.id, phorge.update_diff(revision.id)))
     stack.drain(lambda: closed_outcome(stack, execution) is not None)
     assert closed_outcome(stack, execution) == "revoked"
     assert [r["error"] for r in details(stack, execution, "ApprovalRejected")] == ["Phabricator.DiffChanged"]
-    gates.release_gate(stack.runtime.store, gate, view.diff, "carol")  # the stalled worker resumes
-    assert gates.read_index(stack.runtime.store).released == []
+    gate_index.release_gate(stack.runtime.store, gate, view.diff, "carol")  # the stalled worker resumes
+    assert gate_index.read_index(stack.runtime.store).released == []
 
 
 @pytest.fixture
@@ -157,10 +151,7 @@ def test_without_reset_on_new_diff_the_gate_closes_at_the_release_and_a_new_diff
     try:
         held = hold_deploy(stack)
         phorge = stack.phorge
-        revision = phorge.create_revision("alice", "Release 3.1", ["bob", "carol"])
-        stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "bob")))
-        execution = run_of(revision)
-        stack.drain(lambda: gate_open(stack, execution))
+        revision, execution = waiting_for_approval(stack, "Release 3.1")
         stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "carol")))
         stack.drain(lambda: bool(held) and closed_outcome(stack, execution) is not None)
         assert closed_outcome(stack, execution) == "released"
@@ -207,7 +198,7 @@ def test_a_gate_with_timeout_seconds_times_out_catchably_and_a_late_accept_chang
     assert "TaskTimedOut" in history_types(stack, execution)
     stack.drain(lambda: closed_outcome(stack, execution) is not None)  # the reconcile loop closes it
     assert closed_outcome(stack, execution) == "gone"
-    assert gates.read_index(stack.runtime.store).waiting == []
+    assert gate_index.read_index(stack.runtime.store).waiting == []
     before = history_types(stack, execution)
     stack.post(phorge.webhook_body(revision.id, phorge.accept(revision.id, "carol")))
     stack.settle()

@@ -20,7 +20,7 @@ from orchestrator.registry.service import Registry
 from orchestrator.store import EventStore
 
 from .harness import RELEASE, close_stack, make_config, open_stack
-from .test_flow import details, gate_open, run_of, status_of
+from .test_flow import details, status_of, waiting_for_approval
 
 EXE = str(Path(sys.executable).with_name("orchestrator"))
 DEPLOYER = "arn:aws:iam::123456789012:role/deployer"
@@ -59,10 +59,7 @@ def test_an_accept_from_outside_the_required_project_is_not_authorized_and_does_
     )
     stack = open_stack(database_url, env, config)
     try:
-        revision = env.create_revision("alice", "Release 2.0", ["bob", "carol", "dave"])
-        stack.post(env.webhook_body(revision.id, env.accept(revision.id, "bob")))
-        execution = run_of(revision)
-        stack.drain(lambda: gate_open(stack, execution))
+        revision, execution = waiting_for_approval(stack, "Release 2.0", ["bob", "carol", "dave"])
         stack.post(env.webhook_body(revision.id, env.accept(revision.id, "dave")))
         stack.drain(lambda: bool(details(stack, execution, "ApprovalRejected")))
         stack.settle()
