@@ -16,7 +16,11 @@ Measured, with the same events (a Step Functions-like ``data`` of ~330 bytes, li
 ``metadata`` of ~130 bytes) and encoding/decoding included on both sides (theirs: the application
 ``Mapper`` with its JSON transcoder and the usual UUID/datetime transcodings):
 
-- single-event appends per second (each to the next version of one stream);
+- single-event appends per second (each to the next version of one stream), by one sequential
+  appender: each append is durable before it returns, on both sides, so each waits for its own WAL
+  flush (fsync); nothing can share it. On PostgreSQL the report adds the ceiling this sets: bare
+  one-row ``INSERT``s with a synchronous commit per second, on the same server in the same rounds
+  (no function, no lock, no JSON), and the rate that 2x the other side would take;
 - 100-event batch appends per second;
 - replay of a 25,000-event stream into state: read, decode into event objects and fold their
   data, seconds. Ours decodes each event's data at once and its id and metadata when first read
@@ -25,6 +29,11 @@ Measured, with the same events (a Step Functions-like ``data`` of ~330 bytes, li
 The machine is shared, so each round runs ours and theirs back to back (alternating who goes first)
 and the report gives the median over rounds of the per-round ratio ours/theirs (for replay,
 theirs/ours: how many times faster we are).
+
+The PostgreSQL pairs: ours (``orchestrator_append_v3``: one round trip and one synchronous commit
+when no other append holds the append lock) against the recorder's default mode (a pipelined
+transaction: lock table, notify, insert; one synchronous commit) and against its
+``enable_db_functions=True`` mode (one call of its insert function, one synchronous commit).
 
 Needs the ``eventsourcing`` package; its PostgreSQL recorder also needs ``psycopg_pool``
 (``pip install "eventsourcing[postgres]"``); without it the PostgreSQL pair is skipped.
@@ -250,9 +259,38 @@ def measure_round(side: Side, results: Results, singles: int, batches: int, stre
     assert count == REPLAY_EVENTS, (side.name, count)
 
 
-def compare(ours: Side, theirs: Side, rounds: int, singles: int, batches: int) -> dict[str, float]:
+class DurableFloor:
+    """The ceiling of durable single appends on a PostgreSQL server: one-row ``INSERT``s into a
+    scratch table, each its own transaction with a synchronous commit (a round trip and a WAL flush,
+    and nothing else), per second."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.connection = psycopg.connect(conninfo, autocommit=True)
+        self.connection.execute("CREATE TABLE IF NOT EXISTS bench_floor (n integer)")
+        self.connection.execute("SET synchronous_commit = on")
+
+    def __call__(self, count: int) -> float:
+        execute = self.connection.execute
+        start = time.perf_counter()
+        for n in range(count):
+            execute("INSERT INTO bench_floor VALUES (%s)", (n,), prepare=True)
+        return count / (time.perf_counter() - start)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def compare(
+    ours: Side,
+    theirs: Side,
+    rounds: int,
+    singles: int,
+    batches: int,
+    floor: Callable[[int], float] | None = None,
+) -> dict[str, float]:
     streams = {ours.name: ours.long_stream(REPLAY_EVENTS), theirs.name: theirs.long_stream(REPLAY_EVENTS)}
     mine, other = Results(), Results()
+    floors: list[float] = []
     # One warm-up round (prepared statements, caches), not counted.
     for side in (ours, theirs):
         measure_round(side, Results(), max(singles // 10, 10), max(batches // 10, 2), streams[side.name])
@@ -260,8 +298,17 @@ def compare(ours: Side, theirs: Side, rounds: int, singles: int, batches: int) -
         order = [(ours, mine), (theirs, other)]
         for side, results in order if r % 2 == 0 else reversed(order):
             measure_round(side, results, singles, batches, streams[side.name])
+        if floor is not None:
+            gc.collect()
+            floors.append(floor(singles))
     median = statistics.median
-    return {
+    extra = {}
+    if floors:
+        extra = {
+            "floor_single": median(floors),
+            "floor_ratio": median(f / b for f, b in zip(floors, other.single, strict=True)),
+        }
+    return extra | {
         "ours_single": median(mine.single),
         "theirs_single": median(other.single),
         "single_ratio": median(a / b for a, b in zip(mine.single, other.single, strict=True)),
@@ -288,6 +335,11 @@ def report(title: str, numbers: dict[str, float]) -> None:
         f"  replay 25,000 (s)  ours {numbers['ours_replay']:9.3f}   theirs {numbers['theirs_replay']:9.3f}"
         f"   ours {numbers['replay_speedup']:5.2f}x faster   (target >= 4x and < 0.25 s)"
     )
+    if "floor_single" in numbers:
+        print(
+            f"  durable floor/s    {numbers['floor_single']:9.0f}   (bare INSERT + synchronous commit each:"
+            f" {numbers['floor_ratio']:4.2f}x theirs; 2x theirs: {2 * numbers['theirs_single']:.0f}/s)"
+        )
 
 
 # -- databases -------------------------------------------------------------------------------------
@@ -390,10 +442,15 @@ def main() -> None:
 
     if args.only in (None, "postgres"):
         with fresh_postgres(args.pg_url) as database:
+            info = psycopg.conninfo.conninfo_to_dict(
+                args.pg_url.replace("postgresql+psycopg://", "postgresql://")
+            )
+            floor = DurableFloor(psycopg.conninfo.make_conninfo(**{**info, "dbname": database}))
             for title, ours, theirs in postgres_pairs(args.pg_url, database):
-                report(title, compare(ours, theirs, args.rounds, args.singles, args.batches))
+                report(title, compare(ours, theirs, args.rounds, args.singles, args.batches, floor))
                 ours.close()
                 theirs.close()
+            floor.close()
 
 
 if __name__ == "__main__":

@@ -40,33 +40,44 @@ def encode_append(
     data: list[str] = []
     metadata: list[str] = []
     dumps = codec.dumps
+    uuid_type = uuid.UUID
+    # Metadata is often one dict shared by all the events of an append (lineage), or empty: encoded
+    # once then, not per event (the dict is not changed meanwhile: nothing else runs in this loop).
+    last_metadata: object = None
+    encoded_metadata = ""
+    metadata_size = 0
     for n, event in enumerate(events, start=1):
-        if (
-            not isinstance(event.id, uuid.UUID)
-            or not isinstance(event.type, str)
-            or not event.type
-            or not isinstance(event.data, dict)
-            or not isinstance(event.metadata, dict)
+        event_id, event_type, event_data, event_metadata = event.id, event.type, event.data, event.metadata
+        if not (
+            isinstance(event_id, uuid_type)
+            and isinstance(event_type, str)
+            and event_type
+            and isinstance(event_data, dict)
+            and isinstance(event_metadata, dict)
         ):
             raise InvalidAppend(
                 f"{_describe(n, event, stream_id)} needs a uuid.UUID id, a non-empty type, "
                 "and dicts of data and metadata"
             )
         try:
-            encoded_data = dumps(event.data)
-            encoded_metadata = dumps(event.metadata)
+            encoded_data = dumps(event_data) if event_data else "{}"
+            if event_metadata is not last_metadata:
+                encoded_metadata = dumps(event_metadata) if event_metadata else "{}"
         except codec.NOT_JSON as error:
             raise InvalidAppend(
                 f"the data or metadata of {_describe(n, event, stream_id)} is not JSON: {error}"
             ) from None
         # Inline codec.encoded_size: this loop runs for every event.
-        size = (len(encoded_data) if encoded_data.isascii() else len(encoded_data.encode())) + (
-            len(encoded_metadata) if encoded_metadata.isascii() else len(encoded_metadata.encode())
-        )
+        if event_metadata is not last_metadata:
+            last_metadata = event_metadata
+            metadata_size = (
+                len(encoded_metadata) if encoded_metadata.isascii() else len(encoded_metadata.encode())
+            )
+        size = (len(encoded_data) if encoded_data.isascii() else len(encoded_data.encode())) + metadata_size
         if size > payload_limit:
             raise PayloadTooLarge(f"{_describe(n, event, stream_id)} (data + metadata)", size, payload_limit)
-        ids.append(event.id)
-        types.append(event.type)
+        ids.append(event_id)
+        types.append(event_type)
         data.append(encoded_data)
         metadata.append(encoded_metadata)
     if len(set(ids)) != len(ids):

@@ -8,6 +8,7 @@ they never mutate what they read).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,36 @@ class RecordedEvent:
         )
         return event
 
+    @classmethod
+    def _restore_rows(
+        cls, stream_id: str, rows: Iterable[tuple[int, int, bytes | str, str, str, str, datetime]]
+    ) -> list[RecordedEvent]:
+        """:meth:`_restore_raw` of each row ``(version, position, raw id, type, data as JSON text,
+        metadata as JSON text, recorded_at)`` of one stream, decoding the data.
+
+        One loop with the calls hoisted out of it: a tenth of a replay's time less than calling
+        :meth:`_restore_raw` per row. ``rows`` may be a stream of rows still arriving: each is
+        restored as it comes, while the database sends the next ones.
+        """
+        events: list[RecordedEvent] = []
+        append = events.append
+        new = object.__new__
+        decode = _decode
+        for version, position, raw_id, type_, data, raw_metadata, recorded_at in rows:
+            event = new(cls)
+            event.__dict__.update(
+                stream_id=stream_id,
+                version=version,
+                position=position,
+                _raw_id=raw_id,
+                type=type_,
+                data=decode(data),
+                _raw_metadata=raw_metadata,
+                recorded_at=recorded_at,
+            )
+            append(event)
+        return events
+
     if not TYPE_CHECKING:  # for mypy, every attribute is a declared field
 
         def __getattr__(self, name: str) -> Any:
@@ -171,6 +202,9 @@ class ClaimedWork:
     run_at: datetime
     attempts: int
     lease_expires_at: datetime
+    history: tuple[RecordedEvent, ...] | None = field(default=None, repr=False, compare=False)
+    """The events of ``stream_id`` as of the claim, read in its transaction, when the claim asked for
+    them (``history_limit``) and the stream was no longer than that; None otherwise."""
 
 
 @dataclass(frozen=True)

@@ -307,18 +307,33 @@ class EventStore:
         limit: int,
         lease_seconds: float,
         now: datetime | None = None,
+        *,
+        history_limit: int = 0,
     ) -> list[ClaimedWork]:
         """Lease up to ``limit`` due work items of ``queues`` to ``worker_id`` for ``lease_seconds``.
 
         Due: ``run_at <= now`` (default: the clock). Items whose lease expired are claimable again;
         their ``attempts`` count goes on. Returned in ``run_at`` order. Concurrent claimers never
         get the same item (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: one writer).
+
+        ``history_limit`` > 0: each item comes with the events of its stream
+        (:attr:`ClaimedWork.history`, as :meth:`read_stream` would give them at the claim) when the
+        stream holds at most that many, read in the claim's round trip, so that a worker meeting a
+        stream for the first time need not read it (the way Temporal's task poll carries the
+        workflow's history).
         """
-        if limit < 1 or lease_seconds <= 0 or not queues:
-            raise ValueError("claim needs limit >= 1, lease_seconds > 0 and at least one queue")
+        if limit < 1 or lease_seconds <= 0 or not queues or history_limit < 0:
+            raise ValueError(
+                "claim needs limit >= 1, lease_seconds > 0, history_limit >= 0 and at least one queue"
+            )
         moment = self._now() if now is None else utc(now, "now")
         return self._backend.claim(
-            worker_id, list(queues), limit, moment, moment + timedelta(seconds=lease_seconds)
+            worker_id,
+            list(queues),
+            limit,
+            moment,
+            moment + timedelta(seconds=lease_seconds),
+            history_limit,
         )
 
     def renew(

@@ -125,10 +125,17 @@ class Backend(Protocol):
         """The latest snapshot of ``stream_id``."""
         ...
 
-    def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
+    def claim(  # noqa: PLR0917 - the protocol mirrors EventStore.claim
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        history_limit: int,
     ) -> list[ClaimedWork]:
-        """Lease up to ``limit`` due, unleased (or lease-expired), uncompleted items to ``worker_id``."""
+        """Lease up to ``limit`` due, unleased (or lease-expired), uncompleted items to ``worker_id``;
+        with each, its stream's events when ``history_limit`` > 0 and there are at most that many."""
         ...
 
     def renew(

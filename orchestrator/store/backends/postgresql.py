@@ -1,12 +1,13 @@
 """The PostgreSQL backend: many workers, one round trip per operation.
 
 Connections run in autocommit and every operation is one statement, so one transaction and one
-round trip. An append is a call of the ``orchestrator_append_v2`` database function (defined by the
+round trip. An append is a call of the ``orchestrator_append_v3`` database function (defined by the
 migrations), which takes the append lock, checks the stream version and the leases, inserts the
-events, work items and snapshot, and notifies listeners, all in that statement's transaction. It
-commits asynchronously, so the lock is not held while the commit waits for the disk; the backend
-then waits for durability with a second, synchronous round trip (``flush``) before it answers, and
-concurrent appenders share those fsyncs (see ``orchestrator_append_v2`` in migration 0002).
+events, work items and snapshot, and notifies listeners, all in that statement's transaction. When
+the lock was free it commits synchronously: durable in one round trip. When it had to wait for the
+lock it commits asynchronously, so the lock is not held while the commit waits for the disk, and the
+backend waits for durability with a second, synchronous round trip (``flush``) before it answers:
+appenders that queued behind each other share those fsyncs (see migrations 0002 and 0005).
 
 Gap-free global order: the function holds a transaction-level advisory lock from before it reads
 the last position until commit, so positions are taken and committed in the same order (the
@@ -23,10 +24,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import datetime
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, cast
 
 import psycopg
 import structlog
@@ -53,7 +55,17 @@ Q = sqlfile.load(__package__ or "orchestrator.store.backends", "postgresql.sql")
 
 _restore = RecordedEvent._restore
 _restore_raw = RecordedEvent._restore_raw
+_restore_rows = RecordedEvent._restore_rows
 _decode = codec.decode
+_first = itemgetter(0)
+_version = attrgetter("version")
+
+#: Versions of a stream read by read_stream's first, prepared statement; the rest is streamed.
+_READ_AHEAD = 1000
+#: Rows per chunk of a streamed read.
+_CHUNK = 1000
+#: The largest version (an ``integer`` column).
+_MAX_VERSION = 2**31 - 1
 
 #: SQLSTATEs raised by ``orchestrator_append_v1`` (class "OR" is not used by PostgreSQL).
 _VERSION_CONFLICT = "OR001"
@@ -134,20 +146,25 @@ class PostgresBackend:
         """A pooled driver connection (autocommit): statements run on psycopg directly.
 
         SQLAlchemy's per-statement bookkeeping costs more than a round trip's worth of Python for
-        the one-statement operations of this backend; psycopg prepares repeated statements itself.
+        the one-statement operations of this backend, so this checks a connection out of its pool
+        without the ``Connection`` wrapper; psycopg prepares repeated statements itself.
         """
-        with self._translated(), self._engine.connect() as connection:
-            driver = _psycopg(connection.connection)
+        with self._translated():
+            proxied = self._engine.raw_connection()
             try:
-                yield driver
-            except psycopg.Error:
-                if driver.broken or driver.closed:
-                    # The server went away (restart, failover, killed backend): this connection is
-                    # dead and the idle ones in the pool most likely too. Start afresh.
-                    log.warning("store.connections_reset", url=self._redacted)
-                    connection.invalidate()
-                    self._engine.dispose()
-                raise
+                driver = _psycopg(proxied)
+                try:
+                    yield driver
+                except psycopg.Error:
+                    if driver.broken or driver.closed:
+                        # The server went away (restart, failover, killed backend): this connection
+                        # is dead and the idle ones in the pool most likely too. Start afresh.
+                        log.warning("store.connections_reset", url=self._redacted)
+                        proxied.invalidate()
+                        self._engine.dispose()
+                    raise
+            finally:
+                proxied.close()  # back to the pool (an invalidated one is discarded)
 
     @contextmanager
     def schema_connection(self) -> Iterator[Connection]:
@@ -161,7 +178,13 @@ class PostgresBackend:
     # -- appends -------------------------------------------------------------------------------
 
     def append(self, batch: AppendBatch) -> int:
-        """Commit ``batch`` in one call of ``orchestrator_append_v1``."""
+        """Commit ``batch`` in one call of ``orchestrator_append_v3``; durable when this returns.
+
+        The function commits synchronously (durable when it returns) when the append lock was
+        free, else asynchronously (not holding the lock during the fsync), returning the first
+        position negated: then ``flush`` waits for durability, sharing the fsync with the other
+        appenders that queued for the lock.
+        """
         params = {
             "stream_id": batch.stream_id,
             "expected_version": batch.expected_version,
@@ -176,30 +199,55 @@ class PostgresBackend:
         try:
             with self._driver() as driver:
                 row = driver.execute(Q["append"], params).fetchone()
-                driver.execute(Q["flush"])  # durable before acknowledged; outside the append lock
+                assert row is not None
+                first = int(row[0])
+                if first < 0:  # committed asynchronously: durable before acknowledged
+                    driver.execute(Q["flush"])
         except ConcurrencyError as error:
             raise ConcurrencyError(batch.stream_id, batch.expected_version, error.actual_version) from None
         except LeaseLost as error:
             raise LeaseLost(batch.worker_id or "", error.work_ids) from None
-        assert row is not None
-        return int(row[0])
+        return -first if first < 0 else first
 
     # -- reads ---------------------------------------------------------------------------------
 
     def read_stream(self, stream_id: str, from_version: int, limit: int | None) -> list[RecordedEvent]:
-        """Events of ``stream_id`` from ``from_version``, in order."""
+        """Events of ``stream_id`` from ``from_version``, in order.
+
+        The first ``_READ_AHEAD`` versions come from one prepared statement (most streams end
+        there); the rest of a longer stream is streamed in chunks (libpq's chunked rows mode), each
+        restored while the server reads and sends the next, instead of all of it waiting for the last
+        row. Two statements, two snapshots: events are never changed or removed, so the second only
+        sees the stream as it is a little later (any event appended meanwhile comes in too).
+        """
+        last = _MAX_VERSION if limit is None else min(from_version + limit - 1, _MAX_VERSION)
+        if last < from_version:
+            return []
+        first_last = min(from_version + _READ_AHEAD - 1, last)
+        params = {"stream_id": stream_id, "first": from_version, "last": first_last}
         with self._driver() as driver, codec.bulk():
-            rows = driver.execute(
-                Q["read_stream"], {"stream_id": stream_id, "from_version": from_version, "limit": limit}
-            ).fetchall()
-            return [_restore_raw(stream_id, v, p, i, t, _decode(d), m, r) for v, p, i, t, d, m, r in rows]
+            cursor = driver.cursor(binary=True)
+            rows = cursor.execute(Q["read_stream"], params, prepare=True).fetchall()
+            rows.sort(key=_first)
+            events = _restore_rows(stream_id, rows)
+            if first_last < last and rows and rows[-1][0] == first_last:  # the stream goes on
+                params.update(first=first_last + 1, last=last)
+                # A generator: closing it (on an error here) cancels the rest of the query.
+                rest = cast(Generator[Any], cursor.stream(Q["read_stream"], params, size=_CHUNK))
+                with closing(rest):
+                    more = _restore_rows(stream_id, rest)
+                more.sort(key=_version)
+                events += more
+            return events
 
     def read_all(self, after_position: int, limit: int) -> list[RecordedEvent]:
         """Events after ``after_position``, in position order."""
         with self._driver() as driver, codec.bulk():
-            rows = driver.execute(
-                Q["read_all"], {"after_position": after_position, "limit": limit}
-            ).fetchall()
+            rows = (
+                driver.cursor(binary=True)
+                .execute(Q["read_all"], {"after_position": after_position, "limit": limit}, prepare=True)
+                .fetchall()
+            )
             return [_restore_raw(s, v, p, i, t, _decode(d), m, r) for s, v, p, i, t, d, m, r in rows]
 
     def events_by_id(self, stream_id: str, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
@@ -293,22 +341,34 @@ class PostgresBackend:
 
     # -- work queue ----------------------------------------------------------------------------
 
-    def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
+    def claim(  # noqa: PLR0917 - the backend protocol
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        history_limit: int,
     ) -> list[ClaimedWork]:
-        """Lease due items to ``worker_id`` with ``FOR UPDATE SKIP LOCKED``."""
+        """Lease due items to ``worker_id`` with ``FOR UPDATE SKIP LOCKED`` (and read their streams'
+        events in the same statement when ``history_limit`` > 0)."""
+        params = {
+            "worker_id": worker_id,
+            "queues": list(queues),
+            "now": now,
+            "lease_until": lease_until,
+            "limit": limit,
+        }
         with self._driver() as driver:
-            rows = driver.execute(
-                Q["claim_work"],
-                {
-                    "worker_id": worker_id,
-                    "queues": list(queues),
-                    "now": now,
-                    "lease_until": lease_until,
-                    "limit": limit,
-                },
-            ).fetchall()
-        claimed = [ClaimedWork(i, q, s, k, _decode(p), r, a, e) for i, q, s, k, p, r, a, e in rows]
+            if history_limit > 0:
+                params["history_limit"] = history_limit
+                rows = driver.execute(Q["claim_work_with_history"], params).fetchall()
+            else:
+                rows = [(*row, None) for row in driver.execute(Q["claim_work"], params).fetchall()]
+        claimed = [
+            ClaimedWork(i, q, s, k, _decode(p), r, a, e, None if h is None else _history(s, h))
+            for i, q, s, k, p, r, a, e, h in rows
+        ]
         claimed.sort(key=lambda work: (work.run_at, work.id))
         return claimed
 
@@ -470,6 +530,14 @@ def _enqueue_document(batch: AppendBatch) -> str:
 
 
 _quote = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _history(stream_id: str, document: str) -> tuple[RecordedEvent, ...]:
+    """The events of a ``claim_work_with_history`` row (one JSON array, decoded in one call)."""
+    return tuple(
+        _restore(stream_id, v, p, uuid.UUID(i), t, d, m, datetime.fromisoformat(r))
+        for v, p, i, t, d, m, r in _decode(document)
+    )
 
 
 def _position(payload: str) -> int:

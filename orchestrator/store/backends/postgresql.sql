@@ -3,9 +3,10 @@
 -- ::text and decoded by the backend (cheaper than a psycopg loader call per value).
 
 -- name: append
--- See orchestrator_append_v1 in migrations/versions/0001_event_store.postgresql.sql, and v2 (the same,
--- committed asynchronously: follow it with "flush") in 0002_workers.postgresql.sql.
-SELECT orchestrator_append_v2(
+-- See orchestrator_append_v1 in migrations/versions/0001_event_store.postgresql.sql, and v3 (the same,
+-- committed synchronously when the append lock is free, else asynchronously and returning the first
+-- position negated: follow it with "flush") in 0005_durable_appends.postgresql.sql.
+SELECT orchestrator_append_v3(
     %(stream_id)s::text,
     %(expected_version)s::integer,
     %(now)s::timestamptz,
@@ -18,21 +19,30 @@ SELECT orchestrator_append_v2(
 );
 
 -- name: flush
--- A synchronous commit (the transaction gets an id, so it writes a commit record and waits for the
--- WAL up to it to be flushed): everything committed before it, asynchronous appends included, is
--- durable when it returns. Concurrent flushes share one fsync.
-SELECT pg_current_xact_id();
+-- A synchronous commit that waits for the WAL up to its commit record to be flushed: everything
+-- committed before it, asynchronous appends included, is durable when it returns. Concurrent
+-- flushes share one fsync. PostgreSQL waits for the flush only when the transaction wrote WAL
+-- besides its commit record (RecordTransactionCommit): a transaction that merely took an id, as
+-- `SELECT pg_current_xact_id()` does, commits asynchronously, flushing nothing. A transactional
+-- logical message is the smallest WAL record a transaction can write (any role may; logical
+-- decoding consumers that do not ask for messages never see it).
+SELECT pg_logical_emit_message(true, 'orchestrator.flush', '');
 
 -- name: read_stream
--- The id as text: the backend parses it when it is first read (see RecordedEvent._restore_raw).
-SELECT version, position, id::text, type, data::text, metadata::text, recorded_at
+-- Versions first to last of a stream. Read in the binary format (integers and times cost
+-- nothing to parse); the id as its 16 bytes and the metadata as text, parsed when first read (see
+-- RecordedEvent._restore_rows). A stream's versions are dense (1, 2, ...: each append takes the
+-- next ones after checking the last), so a range is a limit. No ORDER BY: the backend sorts (rows
+-- come in insertion order, so that is one pass), because with one ORDER BY the planner estimates a
+-- few hundred rows for a stream of any length and picks a bitmap scan and a sort of whole rows,
+-- which spills to disk past work_mem (twice the time of the query for 25,000 events).
+SELECT version, position, uuid_send(id), type, data::text, metadata::text, recorded_at
 FROM events
-WHERE stream_id = %(stream_id)s AND version >= %(from_version)s
-ORDER BY version
-LIMIT %(limit)s;
+WHERE stream_id = %(stream_id)s AND version BETWEEN %(first)s::integer AND %(last)s::integer;
 
 -- name: read_all
-SELECT stream_id, version, position, id::text, type, data::text, metadata::text, recorded_at
+-- Binary format, the id as its 16 bytes (see read_stream).
+SELECT stream_id, version, position, uuid_send(id), type, data::text, metadata::text, recorded_at
 FROM events
 WHERE position > %(after_position)s
 ORDER BY position
@@ -55,22 +65,76 @@ SELECT version, state::text FROM snapshots WHERE stream_id = %(stream_id)s;
 -- name: claim_work
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing behind each other.
 -- FOR UPDATE re-checks the WHERE clause on the latest row version, so a row completed or claimed
--- meanwhile is not taken.
-WITH due AS (
-    SELECT id FROM work_items
-    WHERE queue = ANY (%(queues)s::text[])
-      AND completed_at IS NULL
-      AND run_at <= %(now)s
-      AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
-    ORDER BY run_at, id
+-- meanwhile is not taken. Queue by queue (LATERAL): each one's first due items come in index order
+-- (work_items_due: queue, run_at, id), so a claim reads a few rows however many are waiting; with
+-- "queue = ANY (...)" the planner would read and sort every due item of every queue.
+-- A claim commits asynchronously (relaxed): it need not wait for the disk, because a claim lost in a
+-- crash only makes its items claimable again (as when a worker dies), and whatever the worker then
+-- appends is durable only once the WAL up to it, the claim included, is on disk; the append that
+-- completes an item checks its lease, so a result recorded under a lost claim is refused.
+WITH relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), due AS (
+    SELECT ready.id
+    FROM unnest(%(queues)s::text[]) AS q (queue)
+    CROSS JOIN LATERAL (
+        SELECT id, run_at FROM work_items
+        WHERE queue = q.queue
+          AND completed_at IS NULL
+          AND run_at <= %(now)s
+          AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+        ORDER BY run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS ready
+    ORDER BY ready.run_at, ready.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE work_items AS w
 SET leased_by = %(worker_id)s, lease_expires_at = %(lease_until)s, attempts = w.attempts + 1
-FROM due
+FROM due, relaxed
 WHERE w.id = due.id
 RETURNING w.id, w.queue, w.stream_id, w.kind, w.payload::text, w.run_at, w.attempts, w.lease_expires_at;
+
+-- name: claim_work_with_history
+-- claim_work, and with each item the events of its stream as one JSON array of
+-- [version, position, id, type, data, metadata, recorded_at] (decoded in one call), or NULL when
+-- the stream holds more than %(history_limit)s events. The events table is read with the UPDATE's
+-- snapshot: every event committed with or before the claimed item is in it. Relaxed as claim_work.
+WITH relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), due AS (
+    SELECT ready.id
+    FROM unnest(%(queues)s::text[]) AS q (queue)
+    CROSS JOIN LATERAL (
+        SELECT id, run_at FROM work_items
+        WHERE queue = q.queue
+          AND completed_at IS NULL
+          AND run_at <= %(now)s
+          AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
+        ORDER BY run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS ready
+    ORDER BY ready.run_at, ready.id
+    LIMIT %(limit)s
+), claimed AS (
+    UPDATE work_items AS w
+    SET leased_by = %(worker_id)s, lease_expires_at = %(lease_until)s, attempts = w.attempts + 1
+    FROM due, relaxed
+    WHERE w.id = due.id
+    RETURNING w.id, w.queue, w.stream_id, w.kind, w.payload, w.run_at, w.attempts, w.lease_expires_at
+)
+SELECT c.id, c.queue, c.stream_id, c.kind, c.payload::text, c.run_at, c.attempts, c.lease_expires_at,
+       (SELECT CASE WHEN count(*) <= %(history_limit)s
+                    THEN json_agg(json_build_array(e.version, e.position, e.id, e.type, e.data,
+                                                   e.metadata, e.recorded_at) ORDER BY e.version)::text
+               END
+        FROM (SELECT * FROM events
+              WHERE stream_id = c.stream_id
+              ORDER BY version
+              LIMIT %(history_limit)s + 1) AS e)
+FROM claimed AS c;
 
 -- name: renew_work
 UPDATE work_items
@@ -99,8 +163,14 @@ SELECT pg_advisory_xact_lock(1330791240, 0);
 -- When the next item of these queues becomes claimable: the earliest run_at of the unleased ones,
 -- or the earliest lease expiry of the leased ones. NULL: the queues hold nothing uncompleted.
 SELECT least(
-    (SELECT min(run_at) FROM work_items
-     WHERE queue = ANY (%(queues)s::text[]) AND completed_at IS NULL AND leased_by IS NULL),
+    (SELECT min(first.run_at)
+     FROM unnest(%(queues)s::text[]) AS q (queue)
+     CROSS JOIN LATERAL (
+         SELECT run_at FROM work_items
+         WHERE queue = q.queue AND completed_at IS NULL AND leased_by IS NULL
+         ORDER BY run_at
+         LIMIT 1
+     ) AS first),
     (SELECT min(lease_expires_at) FROM work_items
      WHERE queue = ANY (%(queues)s::text[]) AND completed_at IS NULL AND leased_by IS NOT NULL)
 );

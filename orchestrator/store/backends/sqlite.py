@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import structlog
@@ -59,6 +61,7 @@ _from_iso = datetime.fromisoformat
 _restore = RecordedEvent._restore
 _restore_raw = RecordedEvent._restore_raw
 _UUID = uuid.UUID
+_uuid_bytes = attrgetter("bytes")
 
 
 def _driver(connection: Connection) -> sqlite3.Connection:
@@ -136,7 +139,7 @@ class SQLiteBackend:
         message = str(error)
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in message:
             return StoreBusy(self._redacted, self._busy_timeout)
-        if isinstance(error, sqlite3.IntegrityError) and "events.stream_id, events.id" in message:
+        if isinstance(error, sqlite3.IntegrityError) and "events.stream_key, events.id" in message:
             return DuplicateEventId([], "in this stream")
         if "no such table" in message:
             return StoreUnavailable(
@@ -230,26 +233,29 @@ class SQLiteBackend:
         stream_id = batch.stream_id
         expected = batch.expected_version
         now = _iso(batch.now)
+        count = len(batch.event_ids)
         with self._write() as connection:
             version, last = connection.execute(Q["append_head"], {"stream_id": stream_id}).fetchone()
             if version != expected:
                 raise ConcurrencyError(stream_id, expected, version)
             if batch.complete:
                 self._complete(connection, batch, now)
-            if batch.event_ids:
+            if count:
+                # The rows, (position, stream_id, version, id, type, data, metadata, recorded_at),
+                # zipped in C: no Python code runs per event here.
                 connection.executemany(
                     Q["insert_event"],
-                    [
-                        (last + n, stream_id, expected + n, event_id.bytes, event_type, data, metadata, now)
-                        for n, event_id, event_type, data, metadata in zip(
-                            range(1, len(batch.event_ids) + 1),
-                            batch.event_ids,
-                            batch.event_types,
-                            batch.event_data,
-                            batch.event_metadata,
-                            strict=True,
-                        )
-                    ],
+                    zip(
+                        range(last + 1, last + count + 1),
+                        repeat(stream_id, count),
+                        range(expected + 1, expected + count + 1),
+                        map(_uuid_bytes, batch.event_ids),
+                        batch.event_types,
+                        batch.event_data,
+                        batch.event_metadata,
+                        repeat(now, count),
+                        strict=True,
+                    ),
                 )
             if stream_id.startswith(summaries.STREAM_PREFIX):
                 self._summarise(connection, batch, last, now)
@@ -407,10 +413,18 @@ class SQLiteBackend:
 
     # -- work queue ----------------------------------------------------------------------------
 
-    def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, now: datetime, lease_until: datetime
+    def claim(  # noqa: PLR0917 - the backend protocol
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        history_limit: int,
     ) -> list[ClaimedWork]:
-        """Lease due items to ``worker_id`` (inside the write lock: no two claimers see a row)."""
+        """Lease due items to ``worker_id`` (inside the write lock: no two claimers see a row), and
+        read their streams' events in the same transaction when ``history_limit`` > 0."""
+        histories: dict[str, tuple[RecordedEvent, ...] | None] = {}
         with self._write() as connection:
             rows = connection.execute(
                 Q["claim_work"],
@@ -422,8 +436,20 @@ class SQLiteBackend:
                     "limit": limit,
                 },
             ).fetchall()
+            for stream_id in {row[2] for row in rows} if history_limit > 0 else ():
+                events = connection.execute(
+                    Q["read_stream"], {"stream_id": stream_id, "from_version": 1, "limit": history_limit + 1}
+                ).fetchall()
+                histories[stream_id] = (
+                    tuple(
+                        _restore_raw(stream_id, v, p, i, t, _decode(d), m, _from_iso(r))
+                        for v, p, i, t, d, m, r in events
+                    )
+                    if len(events) <= history_limit
+                    else None
+                )
         claimed = [
-            ClaimedWork(i, q, s, k, _decode(p), _from_iso(r), a, _from_iso(e))
+            ClaimedWork(i, q, s, k, _decode(p), _from_iso(r), a, _from_iso(e), histories.get(s))
             for i, q, s, k, p, r, a, e in rows
         ]
         claimed.sort(key=lambda work: (work.run_at, work.id))

@@ -1,15 +1,23 @@
 -- Named statements of the SQLite backend (sqlite3 named parameters). Writes run inside
 -- BEGIN IMMEDIATE on the one writer connection; reads run in autocommit on pooled connections.
+-- Events of a stream are found by its stream_key, the position of its first event (migration
+-- 0004): "(SELECT position FROM events WHERE stream_id = :stream_id AND version = 1)" looks it up in
+-- the partial index events_stream_start (the literal "version = 1" is what lets SQLite use it).
 
 -- name: append_head
 -- Inside the write transaction: the stream's version and the last global position.
-SELECT (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = :stream_id),
+SELECT (SELECT coalesce(max(version), 0) FROM events
+        WHERE stream_key = (SELECT position FROM events WHERE stream_id = :stream_id AND version = 1)),
        (SELECT coalesce(max(position), 0) FROM events);
 
 -- name: insert_event
--- Positional parameters, in column order: this one runs for every event.
-INSERT INTO events (position, stream_id, version, id, type, data, metadata, recorded_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+-- Positional parameters (position, stream_id, version, id, type, data, metadata, recorded_at): this
+-- one runs for every event. stream_key is derived here, never passed: the position of the stream's
+-- first event, or this event's own when it is the first (version 1; a later event of a stream
+-- without one gets its own position too, which the table's CHECK rejects).
+INSERT INTO events (position, stream_id, version, id, type, data, metadata, recorded_at, stream_key)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+        coalesce((SELECT position FROM events WHERE stream_id = ?2 AND version = 1), ?1));
 
 -- name: summarise_start
 -- ExecutionStarted at version 1 of an "execution:" stream: its summary (see migration 0003, whose
@@ -71,7 +79,8 @@ ON CONFLICT (stream_id) DO UPDATE
 -- name: read_stream
 SELECT version, position, id, type, data, metadata, recorded_at
 FROM events
-WHERE stream_id = :stream_id AND version >= :from_version
+WHERE stream_key = (SELECT position FROM events WHERE stream_id = :stream_id AND version = 1)
+  AND version >= :from_version
 ORDER BY version
 LIMIT :limit;
 
@@ -85,10 +94,12 @@ LIMIT :limit;
 -- name: event_by_id
 SELECT stream_id, version, position, id, type, data, metadata, recorded_at
 FROM events
-WHERE stream_id = :stream_id AND id = :id;
+WHERE stream_key = (SELECT position FROM events WHERE stream_id = :stream_id AND version = 1)
+  AND id = :id;
 
 -- name: stream_version
-SELECT coalesce(max(version), 0) FROM events WHERE stream_id = :stream_id;
+SELECT coalesce(max(version), 0) FROM events
+WHERE stream_key = (SELECT position FROM events WHERE stream_id = :stream_id AND version = 1);
 
 -- name: last_position
 SELECT coalesce(max(position), 0) FROM events;
