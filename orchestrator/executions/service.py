@@ -31,13 +31,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
 
 from orchestrator.engine import snapshot
-from orchestrator.engine.events import HistoryEvent
+from orchestrator.engine.events import HistoryEvent, iso
 from orchestrator.engine.interpreter import Execution, ExecutionInfo, Limits, TaskRequest
 from orchestrator.engine.replay import HistoryDiverged, replay, resume
 from orchestrator.engine.snapshot import SnapshotMismatch
@@ -157,6 +157,8 @@ class Executions:
     snapshot_every: int = 1000
     """Save a snapshot of the machine with the append that crosses every multiple of this many events;
     loading then replays only the events after the latest one. 0: no snapshots (saved or used)."""
+    claim_history: int = 100
+    """A worker claims work with the events of streams no longer than this (see :meth:`adopt`); 0: never."""
     start_grace: float = 0.05
     """A task without TimeoutSeconds or HeartbeatSeconds that finishes within this many seconds has its
     ``TaskStarted`` appended with its result, in one transaction (see :mod:`.starts`); a longer one gets
@@ -188,6 +190,37 @@ class Executions:
         hint = None if work is None else codec.events_when_enqueued(work.payload)
         with self._lock(execution):
             return self._load(execution, events_hint=hint)
+
+    def adopt(self, work: ClaimedWork, read_at: float) -> bool:
+        """Cache the execution of a claimed item from the history its claim carried, unless it is
+        cached already: a worker meeting an execution for the first time needs no read of its stream.
+
+        ``read_at``: the monotonic time the claim was sent (the history is at least that fresh).
+        True when the execution is cached afterwards. A history that cannot be replayed is ignored
+        (logged): the item's processing then reads the stream as usual.
+        """
+        history, execution = work.history, work.payload.get("execution")
+        if not history or not isinstance(execution, str) or work.stream_id != codec.stream_of(execution):
+            return False
+        with self._lock(execution):
+            with self._cache_lock:
+                if execution in self._cache:
+                    return True
+            if self.snapshot_every > 0 and len(history) >= self.snapshot_every:
+                return False  # long enough to have a snapshot: load() restores from it
+            try:
+                loaded = self._replayed(execution, list(history))
+            except Exception as exc:  # the normal read path reports what is wrong, if anything
+                log.warning("execution.history_not_adopted", execution=execution, reason=str(exc))
+                return False
+            loaded.verified_at = read_at
+            self._remember(loaded)
+            return True
+
+    def cached(self, execution: str) -> Loaded | None:
+        """The execution as cached in this process (possibly stale), without reading the store."""
+        with self._cache_lock:
+            return self._cache.get(execution)
 
     def _load(self, execution: str, *, trust: bool = False, events_hint: int | None = None) -> Loaded:
         """The execution, current as of this call; with ``trust``, a cached one as it is, without
@@ -907,7 +940,7 @@ class Executions:
                 "number": version.version,
                 "sha256": version.sha256,
                 "publishedBy": version.published_by,
-                "publishedAt": _iso(version.published_at),
+                "publishedAt": iso(version.published_at),
                 "revision": version.revision,
                 "approvedBy": version.approved_by,
                 "publishEventPosition": version.event_position,
@@ -933,8 +966,8 @@ def _describe(loaded: Loaded, links: list[dict[str, Any]]) -> dict[str, Any]:
         "version": loaded.meta.get("version"),
         "alias": loaded.meta.get("alias"),
         "status": machine.status,
-        "startDate": _iso(first.timestamp),
-        "stopDate": _iso(last.timestamp) if machine.status in TERMINAL else None,
+        "startDate": iso(first.timestamp),
+        "stopDate": iso(last.timestamp) if machine.status in TERMINAL else None,
         "input": machine.input,
         "startedBy": loaded.meta.get("started_by", ""),
         "events": len(loaded.history),
@@ -986,7 +1019,7 @@ def _listed(summary: ExecutionSummary) -> dict[str, Any]:
 
 
 def _iso_date(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(moment.timestamp())
 
 
 def _nothing(loaded: Loaded) -> None:
@@ -1011,7 +1044,3 @@ def _valid_name(name: str) -> bool:
 
 def _new_name() -> str:
     return str(uuid.uuid4())
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -142,8 +142,15 @@ class Worker:
             free = concurrency + prefetch - running if running < concurrency + min(prefetch, 1) else 0
             sleep = self.settings.poll_seconds
             if free > 0:
+                claimed_at = time.monotonic()
                 try:
-                    claimed = self.store.claim(self.id, self.queues, free, self.settings.lease_seconds)
+                    claimed = self.store.claim(
+                        self.id,
+                        self.queues,
+                        free,
+                        self.settings.lease_seconds,
+                        history_limit=self.runtime.executions.claim_history,
+                    )
                     due = None if len(claimed) == free else self.store.next_due(self.queues)
                 except StoreError as error:
                     self._store_trouble("claim", error, backoff)
@@ -154,7 +161,7 @@ class Worker:
                     continue
                 backoff.reset()
                 for work in claimed:
-                    self._dispatch(pool, work)
+                    self._dispatch(pool, work, claimed_at)
                 if len(claimed) == free:
                     continue
                 if self.settings.until_idle and running == 0 and not claimed and due is None:
@@ -169,9 +176,9 @@ class Worker:
         log.warning("worker.store_unavailable", during=what, error=str(error), retry_in=round(delay, 2))
         self._stopping.wait(delay)
 
-    def _dispatch(self, pool: DaemonPool, work: ClaimedWork) -> None:
+    def _dispatch(self, pool: DaemonPool, work: ClaimedWork, claimed_at: float) -> None:
         now = datetime.now(UTC)
-        item = InFlight(work, now)
+        item = InFlight(work, now, claimed_at)
         self.in_flight.add(item)
         self.metrics.in_flight.set(len(self.in_flight))
         self.metrics.claimed.labels(work.queue, work.kind).inc()
@@ -192,6 +199,8 @@ class Worker:
         context = {"worker_id": self.id, "work_id": work.id, "kind": work.kind, "execution": item.execution}
         with structlog.contextvars.bound_contextvars(**context):
             try:
+                if work.history is not None:
+                    self.runtime.executions.adopt(work, item.claimed_at)
                 self._describe_task(item)
                 with structlog.contextvars.bound_contextvars(state=item.state, attempt=item.attempt):
                     log.debug("worker.item_started", claims=work.attempts)
@@ -224,11 +233,14 @@ class Worker:
                 self._wake.set()
 
     def _describe_task(self, item: InFlight) -> None:
-        """Fill in the state name and attempt of a task item (for logs and the registry)."""
+        """Fill in the state name and attempt of a task item (for logs and the registry), from the
+        execution as cached (possibly stale: processing the item brings it up to date)."""
         execution, token = item.execution, item.task
         if execution is None or token is None:
             return
-        task = self.runtime.executions.load(execution, work=item.work).machine.tasks.get(token)
+        executions = self.runtime.executions
+        loaded = executions.cached(execution) or executions.load(execution, work=item.work)
+        task = loaded.machine.tasks.get(token)
         if task is not None:
             item.state, item.attempt = task.state_name, task.attempt
 

@@ -20,6 +20,8 @@ class InFlight:
 
     work: ClaimedWork
     since: datetime
+    claimed_at: float = 0.0
+    """The monotonic time its claim was sent: how fresh the history the claim carried is."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     state: str | None = None
     attempt: int | None = None

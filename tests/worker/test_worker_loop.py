@@ -16,11 +16,12 @@ from click.testing import CliRunner
 
 from orchestrator.cli.worker import workers_command
 from orchestrator.executions.tasks import TaskContext, TaskError
-from orchestrator.runtime import Runtime
+from orchestrator.runtime import Runtime, build_runtime
+from orchestrator.store import EventStore, RecordedEvent
 from orchestrator.worker import Worker, WorkerSettings
 
 from .helpers import history_types, running, runs, start_many, statuses, tasks_machine, wait_until
-from .plugin import PREFIX
+from .plugin import PREFIX, install
 
 FAST = {"lease_seconds": 30.0, "poll_seconds": 0.5, "registry_seconds": 0.5}
 
@@ -257,3 +258,43 @@ def test_items_claimed_ahead_are_given_back_at_once_when_stopping(runtime: Runti
     assert sorted(work.payload["execution"] for work in again) == sorted(executions)
     assert len(runs(runs_log)) == 1
     assert sum(history_types(runtime, execution).count("TaskStarted") for execution in executions) == 1
+
+
+class ReadCountingStore(EventStore):
+    """The real store, noting which streams are read from their start."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.full_reads: list[str] = []
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        if from_version <= 1:
+            self.full_reads.append(stream_id)
+        return super().read_stream(stream_id, from_version, limit)
+
+
+@pytest.mark.parametrize("claim_history", [100, 2])
+def test_a_worker_meeting_executions_first_gets_their_histories_with_the_claim(
+    runtime: Runtime, database_url: str, runs_log: Path, claim_history: int
+) -> None:
+    """Executions started elsewhere: the claims carry their histories, so the worker never reads
+    them from the start (with a history limit below their length, it reads them as before)."""
+    executions = start_many(runtime, tasks_machine("echo", "echo"), 4, {"log": str(runs_log)})
+    store = ReadCountingStore.from_url(database_url)
+    try:
+        elsewhere = build_runtime(store, integrations=False)
+        install(elsewhere)
+        elsewhere.executions.claim_history = claim_history
+        Worker(elsewhere, WorkerSettings(concurrency=2, until_idle=True, **FAST)).run()
+    finally:
+        store.close()
+
+    assert statuses(runtime, executions) == {"SUCCEEDED": 4}
+    assert set(runs(runs_log).values()) == {1} and len(runs(runs_log)) == 8
+    streams = {f"execution:{execution}" for execution in executions}
+    if claim_history == 100:
+        assert not streams & set(store.full_reads)
+    else:
+        assert streams <= set(store.full_reads)
