@@ -474,17 +474,9 @@ class Executions:
         if not _valid_name(name):
             raise UsageError(f"invalid execution name {name!r}: 1-80 letters, digits, '-' or '_'")
         execution = codec.execution_id(version.name, name)
-        try:
-            existing = self.load(execution)
-        except UnknownExecution:
-            existing = None
-        if existing is not None:
-            if existing.machine.input == input_value:
-                return existing, False
-            raise ExecutionConflict(
-                f"execution {execution!r} already exists with a different input "
-                "(names are unique per state machine)"
-            )
+        cached = self.cached(execution)  # an execution, once it exists, always does, with its input
+        if cached is not None:
+            return self._started_already(cached, input_value)
         meta = {
             "state_machine": version.name,
             "version": version.version,
@@ -498,12 +490,24 @@ class Executions:
         machine.start(input_value, self.clock())
         loaded = Loaded(execution, machine, history, 0, meta, sha256=version.sha256)
         try:
+            # Appended at version 0, so it fails if the execution exists: no read before it.
             self._commit(loaded, 0, metadata=meta)
-        except ConcurrencyError:
-            return self.start(reference, input_value, name=name, started_by=started_by, trigger=trigger)
+        except (ConcurrencyError, DuplicateEventId):
+            return self._started_already(self.load(execution), input_value)
         self._remember(loaded)
         log.info("execution.started", execution=execution, version=version.version, by=started_by)
         return loaded, True
+
+    @staticmethod
+    def _started_already(existing: Loaded, input_value: Any) -> tuple[Loaded, bool]:
+        """A start of an execution that exists: the same one if its input is the same (Step
+        Functions' idempotent start), else a conflict."""
+        if existing.machine.input == input_value:
+            return existing, False
+        raise ExecutionConflict(
+            f"execution {existing.id!r} already exists with a different input "
+            "(names are unique per state machine)"
+        )
 
     # ------------------------------------------------------------------ outside facts
     def stop(

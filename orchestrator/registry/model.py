@@ -123,7 +123,11 @@ def parse_routing(items: Sequence[tuple[int, int | None]]) -> tuple[Route, ...]:
     return (Route(v1, w1), Route(v2, w2))
 
 
-def fold(name: str, events: Iterable[tuple[str, Mapping[str, Any], float, int | None]]) -> StateMachine:
+FoldEvent = tuple[str, Mapping[str, Any], float, int | None]
+"""``(type, data, recorded_at, position)`` of one event of a state machine's stream."""
+
+
+def fold(name: str, events: Iterable[FoldEvent]) -> StateMachine:
     """Fold ``(type, data, recorded_at, position)`` events into a ``StateMachine``."""
     machine = StateMachine(name)
     for kind, data, at, position in events:

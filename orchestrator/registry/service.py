@@ -50,6 +50,9 @@ class Registry:
         self.store = store
         self.checks = tuple(checks)
         self._published: dict[tuple[str, int], Version] = {}
+        # name -> (its folded state machine, the events it was folded from); each get() reads only
+        # the events after them. Threads share it: an entry is replaced whole, never changed.
+        self._machines: dict[str, tuple[StateMachine, tuple[model.FoldEvent, ...]]] = {}
 
     def published(self, name: str, number: int) -> Version | None:
         """Version ``number`` of ``name``; None when there is no such version (``UnknownStateMachine``
@@ -60,11 +63,21 @@ class Registry:
         return found
 
     def get(self, name: str) -> StateMachine:
-        """The folded state machine; ``UnknownStateMachine`` if it has no stream."""
-        records = self.store.read_stream(model.stream_id(name))
-        if not records:
+        """The folded state machine, current as of this call; ``UnknownStateMachine`` if it has no
+        stream. Reads only the events appended since the previous call for ``name`` (one round trip,
+        usually empty). The result is shared: treat it as read-only."""
+        cached = self._machines.get(name)
+        known = cached[1] if cached is not None else ()
+        records = self.store.read_stream(model.stream_id(name), len(known) + 1)
+        if cached is not None and not records:
+            return cached[0]
+        events = known + tuple((r.type, r.data, r.recorded_at.timestamp(), r.position) for r in records)
+        if not events:
             raise UnknownStateMachine(f"unknown state machine {name!r}: publish it first")
-        machine = model.fold(name, ((r.type, r.data, r.recorded_at.timestamp(), r.position) for r in records))
+        machine = model.fold(name, events)
+        if len(self._machines) >= _PUBLISHED_CACHE:
+            self._machines.clear()  # a crude bound, as for versions below
+        self._machines[name] = (machine, events)
         if len(self._published) + len(machine.versions) > _PUBLISHED_CACHE:
             self._published.clear()  # a crude bound: the cache refills from the next reads
         for version in machine.versions:

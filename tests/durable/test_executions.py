@@ -95,6 +95,20 @@ def test_same_name_same_input_is_idempotent_and_other_input_conflicts(
         ex.start("m", {"x": 2}, name="dup")
 
 
+def test_a_start_elsewhere_of_an_existing_name_finds_it_or_conflicts(
+    env: tuple[EventStore, Registry],
+) -> None:
+    """Another process (a service with nothing cached) starting the same name: the append at version
+    0 fails, and the existing execution is returned (same input) or refused (other input)."""
+    first, _ = executions(env, Lambda({"ok": True})).start("m", {"x": 1}, name="dup", started_by="ada")
+    again, created = executions(env, Lambda({"ok": True})).start("m", {"x": 1}, name="dup", started_by="bob")
+    assert not created and again.id == first.id and again.meta["started_by"] == "ada"
+    with pytest.raises(ExecutionConflict, match="different input"):
+        executions(env, Lambda({"ok": True})).start("m", {"x": 2}, name="dup")
+    store, _ = env
+    assert [r.type for r in store.read_stream(f"execution:{first.id}")].count("ExecutionStarted") == 1
+
+
 def test_unknown_things_are_clear_errors(env: tuple[EventStore, Registry]) -> None:
     ex = executions(env, Lambda({"ok": True}))
     with pytest.raises(UnknownExecution, match="unknown execution 'm:nope'"):

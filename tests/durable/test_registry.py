@@ -89,3 +89,27 @@ def test_structural_diff() -> None:
     changes = diff(PASS, PASS2)
     assert changes == [{"op": "add", "path": "/States/A/Result", "new": 2}]
     assert diff(PASS, PASS) == []
+
+
+def test_what_another_process_publishes_or_routes_is_seen_at_once(database_url: str) -> None:
+    """Each registry caches what it folded and reads only what came after: another registry's
+    (another process's) new versions and alias moves are seen by the next call."""
+    here = EventStore.from_url(database_url, auto_upgrade=True)
+    there = EventStore.from_url(database_url)
+    try:
+        mine, theirs = Registry(here), Registry(there)
+        mine.publish("m", PASS)
+        assert mine.resolve("m").version.version == 1
+        assert mine.get("m") is mine.get("m")  # nothing new: the cached fold
+
+        theirs.publish("m", PASS2)
+        theirs.set_alias("m", "prod", [(1, None)])
+        assert mine.resolve("m").version.version == 2
+        assert mine.resolve("m:prod").version.version == 1
+        theirs.set_alias("m", "prod", [(2, None)])
+        assert mine.resolve("m:prod").version.version == 2
+        theirs.rollback_alias("m", "prod")
+        assert mine.resolve("m:prod").version.version == 1
+    finally:
+        here.close()
+        there.close()
