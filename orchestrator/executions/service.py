@@ -52,8 +52,9 @@ from orchestrator.executions.tasks import (
     TaskExecutor,
     identity_of,
 )
+from orchestrator.registry import model as registry_model
 from orchestrator.registry.model import Version
-from orchestrator.registry.service import Registry
+from orchestrator.registry.service import Registry, Resolved
 from orchestrator.store import (
     ClaimedWork,
     ConcurrencyError,
@@ -63,6 +64,7 @@ from orchestrator.store import (
     NewEvent,
     RecordedEvent,
     Snapshot,
+    StreamMoved,
 )
 
 log = structlog.get_logger(__name__)
@@ -73,6 +75,9 @@ whose ``TaskStarted`` is not appended first (a worker loads the execution just b
 task). An append by another writer in between is the race a running task can lose at any moment (its
 execution stopped, its token answered): the fenced append of its result then changes nothing."""
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"})
+START_ATTEMPTS = 5
+"""How many times a start resolves its reference and appends, when the state machine's registry stream
+keeps moving between the resolution and the append (each move refused by the append's guard)."""
 
 
 class UnknownExecution(UsageError):
@@ -372,6 +377,7 @@ class Executions:
         complete: tuple[str, ...] = (),
         worker_id: str | None = None,
         expected: int | None = None,
+        guard: tuple[str, int] | None = None,
     ) -> None:
         new = loaded.events_since(produced_from)
         if not new and not complete:
@@ -387,6 +393,7 @@ class Executions:
                 complete=complete,
                 worker_id=worker_id,
                 snapshot=self._snapshot(loaded, base, base + len(new)),
+                guard=guard,
             )
         except Exception:
             self._forget(loaded.id)
@@ -467,12 +474,48 @@ class Executions:
 
         Same name and same input while it exists returns the existing one; another input is an
         ``ExecutionConflict``.
+
+        The reference is resolved from the state machine as the registry last folded it in this
+        process (no read), and the start's append is guarded by the registry stream's version that
+        fold was made from: when another process published a version or moved an alias since, the
+        store refuses the append (``StreamMoved``, nothing written), and the start resolves again
+        from the refreshed registry (one read) and retries, up to ``START_ATTEMPTS`` times. So a
+        start never commits on a registry state older than the last registry change committed
+        before it.
         """
-        resolved = self.registry.resolve(reference)
-        version = resolved.version
+        resolved = self.registry.resolve(reference, fresh=False)
         name = name or _new_name()
         if not _valid_name(name):
             raise UsageError(f"invalid execution name {name!r}: 1-80 letters, digits, '-' or '_'")
+        for attempt in range(START_ATTEMPTS):
+            if attempt:
+                resolved = self.registry.resolve(reference)
+            try:
+                return self._start(resolved, name, input_value, started_by, trigger)
+            except StreamMoved as moved:
+                log.info(
+                    "execution.start_registry_moved",
+                    state_machine=resolved.version.name,
+                    registry_version=moved.expected_version,
+                    actual=moved.actual_version,
+                    attempt=attempt,
+                )
+        raise UsageError(
+            f"could not start {reference!r}: its state machine's registry changed under each of "
+            f"{START_ATTEMPTS} attempts (versions published or aliases moved meanwhile); try again"
+        )
+
+    def _start(
+        self,
+        resolved: Resolved,
+        name: str,
+        input_value: Any,
+        started_by: str,
+        trigger: Mapping[str, Any] | None,
+    ) -> tuple[Loaded, bool]:
+        """One attempt of :meth:`start` on ``resolved``; raises ``StreamMoved`` when the registry
+        moved since it was resolved."""
+        version = resolved.version
         execution = codec.execution_id(version.name, name)
         cached = self.cached(execution)  # an execution, once it exists, always does, with its input
         if cached is not None:
@@ -489,9 +532,10 @@ class Executions:
         machine = self._machine(execution, version, meta, history)
         machine.start(input_value, self.clock())
         loaded = Loaded(execution, machine, history, 0, meta, sha256=version.sha256)
+        guard = (registry_model.stream_id(version.name), resolved.registry_version)
         try:
             # Appended at version 0, so it fails if the execution exists: no read before it.
-            self._commit(loaded, 0, metadata=meta)
+            self._commit(loaded, 0, metadata=meta, guard=guard)
         except (ConcurrencyError, DuplicateEventId):
             return self._started_already(self.load(execution), input_value)
         self._remember(loaded)

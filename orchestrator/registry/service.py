@@ -2,7 +2,13 @@
 
 Published versions never change, so :meth:`Registry.published` keeps the ones it has read in memory:
 loading an execution (which needs its version's definition) costs no read of the registry's stream
-after the first. Aliases move, so resolving one always reads the stream.
+after the first. Aliases move and versions get published, so :meth:`Registry.resolve` reads the
+stream (what it added since the previous read) by default. ``resolve(reference, fresh=False)``
+answers from the state machine as this process last folded it, without a read, and says which
+version of the registry stream that was (:attr:`Resolved.registry_version`): a caller that commits
+what it decided with a guard on that version (``EventStore.append(..., guard=...)``, as an
+execution's start does) is refused by the store when the stream has moved since, refreshes
+(``resolve`` again, fresh) and decides again.
 """
 
 from __future__ import annotations
@@ -35,10 +41,15 @@ class UnknownStateMachine(UsageError):
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """What a reference like ``name``, ``name:prod`` or ``name:3`` points at."""
+    """What a reference like ``name``, ``name:prod`` or ``name:3`` points at.
+
+    ``registry_version``: the version of the state machine's registry stream (``model.stream_id``)
+    this was resolved from (the events folded).
+    """
 
     version: Version
     alias: str | None
+    registry_version: int = 0
 
 
 class Registry:
@@ -201,27 +212,49 @@ class Registry:
         )
         return previous
 
-    def resolve(self, reference: str, *, rng: random.Random | None = None) -> Resolved:
-        """``name`` (latest version), ``name:ALIAS`` (weighted pick) or ``name:VERSION``."""
+    def resolve(self, reference: str, *, rng: random.Random | None = None, fresh: bool = True) -> Resolved:
+        """``name`` (latest version), ``name:ALIAS`` (weighted pick) or ``name:VERSION``.
+
+        ``fresh`` (default): from the state machine as it is now (:meth:`get`: one read). False:
+        from the state machine as this process last folded it, without a read, when it has folded
+        it and the reference resolves there (else as with ``fresh``): possibly stale, so commit
+        what depends on it with a guard on :attr:`Resolved.registry_version`.
+        """
         name, _, qualifier = reference.partition(":")
-        machine = self.get(name)
-        if not qualifier:
-            latest = machine.latest
-            assert latest is not None
-            return Resolved(latest, None)
-        if qualifier.isdigit():
-            version = machine.version(int(qualifier))
-            if version is None:
-                raise UsageError(f"{name} has no version {qualifier} (versions: 1..{len(machine.versions)})")
-            return Resolved(version, None)
-        alias = machine.aliases.get(qualifier)
-        if alias is None or not alias.routing:
-            known = ", ".join(sorted(machine.aliases)) or "none"
-            raise UsageError(f"{name} has no alias {qualifier!r} (aliases: {known})")
-        draw = (rng or random.Random(time.time_ns())).random()  # noqa: S311 - traffic split, not crypto
-        version = machine.version(model.pick(alias.routing, draw))
-        assert version is not None
-        return Resolved(version, qualifier)
+        if not fresh:
+            cached = self._machines.get(name)
+            if cached is not None:
+                found = _resolve(cached[0], qualifier, rng)
+                if isinstance(found, Resolved):
+                    return found
+        found = _resolve(self.get(name), qualifier, rng)
+        if isinstance(found, str):
+            raise UsageError(found)
+        return found
+
+
+def _resolve(machine: StateMachine, qualifier: str, rng: random.Random | None) -> Resolved | str:
+    """What ``qualifier`` ("": the latest version, a number, an alias) points at in ``machine``, or
+    why it points at nothing there."""
+    name, at = machine.name, machine.stream_version
+    if not qualifier:
+        latest = machine.latest
+        if latest is None:  # pragma: no cover - a stream's first event publishes version 1
+            return f"{name} has no published version"
+        return Resolved(latest, None, at)
+    if qualifier.isdigit():
+        version = machine.version(int(qualifier))
+        if version is None:
+            return f"{name} has no version {qualifier} (versions: 1..{len(machine.versions)})"
+        return Resolved(version, None, at)
+    alias = machine.aliases.get(qualifier)
+    if alias is None or not alias.routing:
+        known = ", ".join(sorted(machine.aliases)) or "none"
+        return f"{name} has no alias {qualifier!r} (aliases: {known})"
+    draw = (rng or random.Random(time.time_ns())).random()  # noqa: S311 - traffic split, not crypto
+    version = machine.version(model.pick(alias.routing, draw))
+    assert version is not None
+    return Resolved(version, qualifier, at)
 
 
 def diff(a: Any, b: Any, path: str = "") -> list[dict[str, Any]]:

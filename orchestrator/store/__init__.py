@@ -26,6 +26,7 @@ from orchestrator.store.errors import (
     StoreBusy,
     StoreError,
     StoreUnavailable,
+    StreamMoved,
 )
 from orchestrator.store.migrate import upgrade
 from orchestrator.store.model import (
@@ -59,6 +60,7 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "StoreUnavailable",
+    "StreamMoved",
     "WorkItem",
     "WorkerRecord",
     "upgrade",

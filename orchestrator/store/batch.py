@@ -28,6 +28,7 @@ def encode_append(
     snapshot: Snapshot | None,
     now: datetime,
     payload_limit: int,
+    guard: tuple[str, int] | None = None,
 ) -> AppendBatch:
     """Validate an append and encode it for a backend; raises :class:`InvalidAppend` (or its
     :class:`PayloadTooLarge`) naming the culprit, before any I/O."""
@@ -84,6 +85,8 @@ def encode_append(
         raise InvalidAppend(f"the events of one append to {stream_id!r} must have distinct ids")
     if complete and not worker_id:
         raise InvalidAppend("completing work items needs the worker_id holding their leases")
+    if guard is not None:
+        _check_guard(stream_id, guard)
     work = _encode_work(enqueue, now, payload_limit)
     snapshot_version = snapshot_state = None
     if snapshot is not None:
@@ -109,7 +112,30 @@ def encode_append(
         worker_id=worker_id,
         snapshot_version=snapshot_version,
         snapshot_state=snapshot_state,
+        guard=guard,
     )
+
+
+def _check_guard(stream_id: str, guard: object) -> None:
+    """Raise :class:`InvalidAppend` unless ``guard`` is ``(another stream, version >= 0)``."""
+    if not (isinstance(guard, tuple) and len(guard) == 2):
+        raise InvalidAppend(
+            f"the guard of an append to {stream_id!r} must be a (stream_id, version) pair, not {guard!r}"
+        )
+    guard_stream, version = guard
+    if not isinstance(guard_stream, str) or not guard_stream:
+        raise InvalidAppend(
+            f"the guard stream of an append to {stream_id!r} must be a non-empty string, not {guard_stream!r}"
+        )
+    if guard_stream == stream_id:
+        raise InvalidAppend(
+            f"the guard of an append to {stream_id!r} names the appended stream itself: "
+            "expected_version checks that one"
+        )
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise InvalidAppend(
+            f"the guard version of an append to {stream_id!r} must be an integer >= 0, not {version!r}"
+        )
 
 
 def _encode_work(enqueue: Sequence[WorkItem], now: datetime, limit: int) -> list[EncodedWork]:

@@ -27,6 +27,32 @@ class ConcurrencyError(StoreError):
         self.actual_version = actual_version
 
 
+class StreamMoved(StoreError):
+    """The append's guard failed: the guard stream is no longer at the version the append was
+    decided on. Nothing of the append was written.
+
+    Raised by an append with ``guard=(guard_stream, expected_version)`` when ``guard_stream`` (a
+    stream the append reads from but does not write, e.g. the state machine's registry stream of an
+    execution's start) is at ``actual_version``. Refresh what was derived from that stream, decide
+    again, and retry.
+
+    Its own error, not a :class:`ConcurrencyError`: that one says the appended stream moved (callers
+    react by reloading it, or, for a stream appended at version 0, by taking it as existing), while
+    this one is about another stream; catching one must not mean handling the other.
+    """
+
+    def __init__(self, stream_id: str, guard_stream: str, expected_version: int, actual_version: int) -> None:
+        super().__init__(
+            f"guard of the append to {stream_id!r} failed: stream {guard_stream!r} is at version "
+            f"{actual_version}, not at the expected version {expected_version}; nothing was written, "
+            "refresh what was read from it and decide again"
+        )
+        self.stream_id = stream_id
+        self.guard_stream = guard_stream
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
 class LeaseLost(StoreError):
     """A work item to complete is no longer leased by this worker. Nothing of the append was written.
 

@@ -27,6 +27,7 @@ from orchestrator.store.errors import (
     LeaseLost,
     SchemaOutOfDate,
     StoreUnavailable,
+    StreamMoved,
 )
 from orchestrator.store.model import (
     ClaimedWork,
@@ -139,6 +140,7 @@ class EventStore:
         complete: Sequence[str] = (),
         worker_id: str | None = None,
         snapshot: Snapshot | None = None,
+        guard: tuple[str, int] | None = None,
     ) -> list[RecordedEvent]:
         """Append ``events`` to ``stream_id``, which must be at ``expected_version`` (0: new stream).
 
@@ -146,6 +148,13 @@ class EventStore:
         ``complete`` work items leased by ``worker_id`` (required then), save ``snapshot``. All of it
         commits, or nothing does:
 
+        - :class:`StreamMoved` when ``guard`` = ``(guard_stream, version)`` is given and
+          ``guard_stream`` (another stream, which this append does not write: what the append was
+          decided from, e.g. a state machine's registry stream) is not at ``version`` (0: the stream
+          does not exist). Checked in the append's transaction while it holds the append lock, which
+          every append of events takes until it commits: an append that commits after the guard
+          check cannot have committed before it, so the appended events never rest on a state of
+          the guard stream older than the last append to it committed before them;
         - :class:`ConcurrencyError` when the stream is at another version;
         - :class:`LeaseLost` when a work item to complete is not (or no longer) leased by
           ``worker_id``: the fence against applying a result twice;
@@ -155,7 +164,10 @@ class EventStore:
         (same ids, types, data and metadata), the append writes nothing and returns the stored
         records, whatever ``expected_version`` says: a retry after a lost connection is safe. Ids
         stored as other events, or only some of them stored, raise :class:`DuplicateEventId`.
-        Event ids are unique per stream (the store does not look for them in other streams).
+        Event ids are unique per stream (the store does not look for them in other streams). A
+        guarded append whose guard fails is replayed the same way when every event is stored
+        identically (the retry of an append that committed, its guard holding then); otherwise
+        the guard failure is raised as it is, never turned into another error.
 
         Returns the recorded events, in order.
         """
@@ -170,9 +182,26 @@ class EventStore:
             snapshot=snapshot,
             now=now,
             payload_limit=self._payload_limit,
+            guard=guard,
         )
         try:
             first = self._backend.append(batch)
+        except StreamMoved as error:
+            try:
+                stored = self._stored_already(batch, events)
+            except DuplicateEventId:
+                stored = None  # the guard failed first: that is what the caller must hear about
+            if stored is None:
+                log.debug(
+                    "store.append_guard_failed",
+                    stream_id=stream_id,
+                    guard_stream=error.guard_stream,
+                    expected_version=error.expected_version,
+                    actual_version=error.actual_version,
+                )
+                raise
+            log.debug("store.append_replayed", stream_id=stream_id, count=len(stored))
+            return stored
         except (ConcurrencyError, DuplicateEventId) as error:
             stored = self._stored_already(batch, events)
             if stored is None:

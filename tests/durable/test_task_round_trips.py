@@ -58,6 +58,7 @@ class CountingStore(EventStore):
         complete: Sequence[str] = (),
         worker_id: str | None = None,
         snapshot: Snapshot | None = None,
+        guard: tuple[str, int] | None = None,
     ) -> list[RecordedEvent]:
         self.calls["append"] += 1
         return super().append(
@@ -68,6 +69,7 @@ class CountingStore(EventStore):
             complete=complete,
             worker_id=worker_id,
             snapshot=snapshot,
+            guard=guard,
         )
 
     def read_stream(

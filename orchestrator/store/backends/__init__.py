@@ -60,7 +60,9 @@ class AppendBatch:
 
     Events are given as parallel lists (``event_ids[i]``, ``event_types[i]``, ...): the i-th gets
     version ``expected_version + i + 1``. ``now`` is the recorded time of the events and the clock
-    against which the leases of ``complete`` are checked.
+    against which the leases of ``complete`` are checked. ``guard``: ``(stream, version)``, commit
+    only if that stream is at that version when the append holds the append lock (see
+    :meth:`~orchestrator.store.EventStore.append`).
     """
 
     stream_id: str
@@ -75,6 +77,7 @@ class AppendBatch:
     worker_id: str | None = None
     snapshot_version: int | None = None
     snapshot_state: str | None = None
+    guard: tuple[str, int] | None = None
 
 
 class Backend(Protocol):
@@ -91,7 +94,9 @@ class Backend(Protocol):
     def append(self, batch: AppendBatch) -> int:
         """Commit ``batch``; return the position of its first event (0 when it has none).
 
-        Raises ``ConcurrencyError`` (stream not at ``expected_version``), ``LeaseLost``, or
+        Raises ``StreamMoved`` (the guard stream is not at the guard's version: checked first, in the
+        transaction, under the append lock), ``ConcurrencyError`` (stream not at
+        ``expected_version``), ``LeaseLost``, or
         ``DuplicateEventId`` (an event id is stored already; ``event_ids`` may be empty when the
         backend cannot tell which); nothing is written when it raises.
         """

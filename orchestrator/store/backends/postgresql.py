@@ -1,8 +1,9 @@
 """The PostgreSQL backend: many workers, one round trip per operation.
 
 Connections run in autocommit and every operation is one statement, so one transaction and one
-round trip. An append is a call of the ``orchestrator_append_v3`` database function (defined by the
-migrations), which takes the append lock, checks the stream version and the leases, inserts the
+round trip. An append is a call of the ``orchestrator_append_v4`` database function (defined by the
+migrations), which takes the append lock, checks the guard stream's version (when the append has a
+guard), the stream version and the leases, inserts the
 events, work items and snapshot, and notifies listeners, all in that statement's transaction. When
 the lock was free it commits synchronously: durable in one round trip. When it had to wait for the
 lock it commits asynchronously, so the lock is not held while the commit waits for the disk, and the
@@ -45,6 +46,7 @@ from orchestrator.store.errors import (
     LeaseLost,
     StoreError,
     StoreUnavailable,
+    StreamMoved,
 )
 from orchestrator.store.model import ClaimedWork, QueueDepth, RecordedEvent, Snapshot, WorkerRecord
 from orchestrator.store.urls import DatabaseURL
@@ -67,9 +69,10 @@ _CHUNK = 1000
 #: The largest version (an ``integer`` column).
 _MAX_VERSION = 2**31 - 1
 
-#: SQLSTATEs raised by ``orchestrator_append_v1`` (class "OR" is not used by PostgreSQL).
+#: SQLSTATEs raised by ``orchestrator_append_v1`` and ``_v4`` (class "OR" is not used by PostgreSQL).
 _VERSION_CONFLICT = "OR001"
 _LEASE_LOST = "OR002"
+_GUARD_FAILED = "OR003"
 _UNIQUE_VIOLATION = "23505"
 
 
@@ -106,6 +109,9 @@ class PostgresBackend:
             return ConcurrencyError("", -1, int(error.diag.message_detail or "-1"))
         if state == _LEASE_LOST:
             return LeaseLost("", json.loads(error.diag.message_detail or "[]"))
+        if state == _GUARD_FAILED:
+            # Raised by orchestrator_append_v4; append() adds the streams and the expected version.
+            return StreamMoved("", "", -1, int(error.diag.message_detail or "-1"))
         if state == _UNIQUE_VIOLATION and error.diag.constraint_name == "events_stream_id_key":
             return DuplicateEventId([], "in this stream")
         if state in ("42P01", "42883"):  # undefined table / function
@@ -178,13 +184,14 @@ class PostgresBackend:
     # -- appends -------------------------------------------------------------------------------
 
     def append(self, batch: AppendBatch) -> int:
-        """Commit ``batch`` in one call of ``orchestrator_append_v3``; durable when this returns.
+        """Commit ``batch`` in one call of ``orchestrator_append_v4``; durable when this returns.
 
         The function commits synchronously (durable when it returns) when the append lock was
         free, else asynchronously (not holding the lock during the fsync), returning the first
         position negated: then ``flush`` waits for durability, sharing the fsync with the other
-        appenders that queued for the lock.
+        appenders that queued for the lock. A guard is checked by the function, under the lock.
         """
+        guard = batch.guard
         params = {
             "stream_id": batch.stream_id,
             "expected_version": batch.expected_version,
@@ -195,6 +202,8 @@ class PostgresBackend:
             "enqueue": _enqueue_document(batch),
             "snapshot_version": batch.snapshot_version,
             "snapshot_state": batch.snapshot_state,
+            "guard_stream": None if guard is None else guard[0],
+            "guard_version": None if guard is None else guard[1],
         }
         try:
             with self._driver() as driver:
@@ -207,6 +216,9 @@ class PostgresBackend:
             raise ConcurrencyError(batch.stream_id, batch.expected_version, error.actual_version) from None
         except LeaseLost as error:
             raise LeaseLost(batch.worker_id or "", error.work_ids) from None
+        except StreamMoved as error:
+            assert guard is not None
+            raise StreamMoved(batch.stream_id, guard[0], guard[1], error.actual_version) from None
         return -first if first < 0 else first
 
     # -- reads ---------------------------------------------------------------------------------

@@ -3,10 +3,11 @@
 -- ::text and decoded by the backend (cheaper than a psycopg loader call per value).
 
 -- name: append
--- See orchestrator_append_v1 in migrations/versions/0001_event_store.postgresql.sql, and v3 (the same,
+-- See orchestrator_append_v1 in migrations/versions/0001_event_store.postgresql.sql, v3 (the same,
 -- committed synchronously when the append lock is free, else asynchronously and returning the first
--- position negated: follow it with "flush") in 0005_durable_appends.postgresql.sql.
-SELECT orchestrator_append_v3(
+-- position negated: follow it with "flush") in 0005_durable_appends.postgresql.sql, and v4 (v3 with
+-- an optional guard on another stream's version, SQLSTATE OR003) in 0006_append_guard.postgresql.sql.
+SELECT orchestrator_append_v4(
     %(stream_id)s::text,
     %(expected_version)s::integer,
     %(now)s::timestamptz,
@@ -15,7 +16,9 @@ SELECT orchestrator_append_v3(
     %(complete)s::text[],
     %(enqueue)s::json,
     %(snapshot_version)s::integer,
-    %(snapshot_state)s::json
+    %(snapshot_state)s::json,
+    %(guard_stream)s::text,
+    %(guard_version)s::integer
 );
 
 -- name: flush

@@ -47,6 +47,7 @@ from orchestrator.store.errors import (
     StoreBusy,
     StoreError,
     StoreUnavailable,
+    StreamMoved,
 )
 from orchestrator.store.model import ClaimedWork, QueueDepth, RecordedEvent, Snapshot, WorkerRecord
 from orchestrator.store.urls import DatabaseURL
@@ -229,12 +230,22 @@ class SQLiteBackend:
     # -- appends -------------------------------------------------------------------------------
 
     def append(self, batch: AppendBatch) -> int:
-        """Commit ``batch``; see :class:`~orchestrator.store.backends.Backend`."""
+        """Commit ``batch``; see :class:`~orchestrator.store.backends.Backend`.
+
+        A guard is checked first, in the write transaction: it holds the one write lock, so no
+        append to the guard stream commits between the check and this commit.
+        """
         stream_id = batch.stream_id
         expected = batch.expected_version
         now = _iso(batch.now)
         count = len(batch.event_ids)
+        guard = batch.guard
         with self._write() as connection:
+            if guard is not None:
+                guard_stream, guard_version = guard
+                actual = connection.execute(Q["stream_version"], {"stream_id": guard_stream}).fetchone()[0]
+                if actual != guard_version:
+                    raise StreamMoved(stream_id, guard_stream, guard_version, int(actual))
             version, last = connection.execute(Q["append_head"], {"stream_id": stream_id}).fetchone()
             if version != expected:
                 raise ConcurrencyError(stream_id, expected, version)
