@@ -372,11 +372,7 @@ class PostgresBackend:
             "limit": limit,
         }
         with self._driver() as driver:
-            if history_limit > 0:
-                params["history_limit"] = history_limit
-                rows = driver.execute(Q["claim_work_with_history"], params).fetchall()
-            else:
-                rows = [(*row, None) for row in driver.execute(Q["claim_work"], params).fetchall()]
+            rows = driver.execute(Q["claim_work"], {**params, "history_limit": history_limit}).fetchall()
         claimed = [
             ClaimedWork(i, q, s, k, _decode(p), r, a, e, None if h is None else _history(s, h))
             for i, q, s, k, p, r, a, e, h in rows
@@ -545,7 +541,7 @@ _quote = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _history(stream_id: str, document: str) -> tuple[RecordedEvent, ...]:
-    """The events of a ``claim_work_with_history`` row (one JSON array, decoded in one call)."""
+    """The events of a ``claim_work`` row (one JSON array, decoded in one call)."""
     return tuple(
         _restore(stream_id, v, p, uuid.UUID(i), t, d, m, datetime.fromisoformat(r))
         for v, p, i, t, d, m, r in _decode(document)

@@ -75,35 +75,10 @@ SELECT version, state::text FROM snapshots WHERE stream_id = %(stream_id)s;
 -- crash only makes its items claimable again (as when a worker dies), and whatever the worker then
 -- appends is durable only once the WAL up to it, the claim included, is on disk; the append that
 -- completes an item checks its lease, so a result recorded under a lost claim is refused.
-WITH relaxed AS (
-    SELECT set_config('synchronous_commit', 'off', true)
-), due AS (
-    SELECT ready.id
-    FROM unnest(%(queues)s::text[]) AS q (queue)
-    CROSS JOIN LATERAL (
-        SELECT id, run_at FROM work_items
-        WHERE queue = q.queue
-          AND completed_at IS NULL
-          AND run_at <= %(now)s
-          AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)
-        ORDER BY run_at, id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) AS ready
-    ORDER BY ready.run_at, ready.id
-    LIMIT %(limit)s
-)
-UPDATE work_items AS w
-SET leased_by = %(worker_id)s, lease_expires_at = %(lease_until)s, attempts = w.attempts + 1
-FROM due, relaxed
-WHERE w.id = due.id
-RETURNING w.id, w.queue, w.stream_id, w.kind, w.payload::text, w.run_at, w.attempts, w.lease_expires_at;
-
--- name: claim_work_with_history
--- claim_work, and with each item the events of its stream as one JSON array of
+-- With each item the events of its stream as one JSON array of
 -- [version, position, id, type, data, metadata, recorded_at] (decoded in one call), or NULL when
--- the stream holds more than %(history_limit)s events. The events table is read with the UPDATE's
--- snapshot: every event committed with or before the claimed item is in it. Relaxed as claim_work.
+-- the stream holds more than %(history_limit)s events (0: always NULL). The events table is read
+-- with the UPDATE's snapshot: every event committed with or before the claimed item is in it.
 WITH relaxed AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), due AS (
