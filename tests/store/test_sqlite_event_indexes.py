@@ -144,7 +144,7 @@ def test_downgrade_to_0003_gives_its_table_back_with_the_events(path: Path, raw:
     ("statement", "index"),
     [
         ("append_head", "events_stream_version"),
-        ("insert_event", "events_stream_start"),
+        ("append_head", "events_stream_start"),
         ("read_stream", "events_stream_version"),
         ("read_all", "INTEGER PRIMARY KEY"),
         ("event_by_id", "events_stream_event_id"),
@@ -167,8 +167,6 @@ def test_event_queries_search_indexes_and_never_scan_events(
         "after_position": 30,
         "id": uuid.uuid4().bytes,
     }
-    if statement == "insert_event":
-        parameters = (61, "b", 21, uuid.uuid4().bytes, "T", "{}", "{}", "2030-01-01T12:00:00.000000+00:00")
     plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {Q[statement]}", parameters)]
 
     assert any(index in step for step in plan), plan

@@ -246,14 +246,14 @@ class SQLiteBackend:
                 actual = connection.execute(Q["stream_version"], {"stream_id": guard_stream}).fetchone()[0]
                 if actual != guard_version:
                     raise StreamMoved(stream_id, guard_stream, guard_version, int(actual))
-            version, last = connection.execute(Q["append_head"], {"stream_id": stream_id}).fetchone()
+            key, version, last = connection.execute(Q["append_head"], {"stream_id": stream_id}).fetchone()
             if version != expected:
                 raise ConcurrencyError(stream_id, expected, version)
             if batch.complete:
                 self._complete(connection, batch, now)
             if count:
-                # The rows, (position, stream_id, version, id, type, data, metadata, recorded_at),
-                # zipped in C: no Python code runs per event here.
+                # The rows, (position, stream_id, version, id, type, data, metadata, recorded_at,
+                # stream_key), zipped in C: no Python code runs per event here.
                 connection.executemany(
                     Q["insert_event"],
                     zip(
@@ -265,6 +265,7 @@ class SQLiteBackend:
                         batch.event_data,
                         batch.event_metadata,
                         repeat(now, count),
+                        repeat(last + 1 if key is None else key, count),
                         strict=True,
                     ),
                 )

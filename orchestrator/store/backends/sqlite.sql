@@ -5,19 +5,20 @@
 -- the partial index events_stream_start (the literal "version = 1" is what lets SQLite use it).
 
 -- name: append_head
--- Inside the write transaction: the stream's version and the last global position.
-SELECT (SELECT coalesce(max(version), 0) FROM events
-        WHERE stream_key = (SELECT position FROM events WHERE stream_id = :stream_id AND version = 1)),
-       (SELECT coalesce(max(position), 0) FROM events);
+-- Inside the write transaction: the stream's key (NULL: the stream has no events yet), its version
+-- and the last global position.
+SELECT head.stream_key,
+       (SELECT coalesce(max(version), 0) FROM events WHERE stream_key = head.stream_key),
+       (SELECT coalesce(max(position), 0) FROM events)
+FROM (SELECT (SELECT position FROM events WHERE stream_id = :stream_id AND version = 1) AS stream_key) AS head;
 
 -- name: insert_event
--- Positional parameters (position, stream_id, version, id, type, data, metadata, recorded_at): this
--- one runs for every event. stream_key is derived here, never passed: the position of the stream's
--- first event, or this event's own when it is the first (version 1; a later event of a stream
--- without one gets its own position too, which the table's CHECK rejects).
+-- Positional parameters (position, stream_id, version, id, type, data, metadata, recorded_at,
+-- stream_key): this one runs for every event. The stream key comes from append_head in the same
+-- write transaction: the position of the stream's first event, or for a new stream the first
+-- position of this append. The table's CHECK rejects a key that does not fit the version.
 INSERT INTO events (position, stream_id, version, id, type, data, metadata, recorded_at, stream_key)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-        coalesce((SELECT position FROM events WHERE stream_id = ?2 AND version = 1), ?1));
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9);
 
 -- name: summarise_start
 -- ExecutionStarted at version 1 of an "execution:" stream: its summary (see migration 0003, whose
