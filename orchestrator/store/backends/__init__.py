@@ -30,7 +30,12 @@ class ConnectionOptions:
     for events written by other processes in ``wait_for_events`` (writes of this process wake
     waiters at once). ``sqlite_synchronous``: ``"normal"`` (WAL default: a commit survives a crash
     of the process, the last ones may be lost to a power cut; never corrupts) or ``"full"`` (fsync
-    at every commit). ``connect_timeout``: PostgreSQL, seconds. ``pool_size``: pooled connections
+    at every commit). ``sqlite_checkpoint_interval``: seconds after a commit within which a thread of
+    the SQLite backend checkpoints the WAL (with ``"normal"``, when commits reach the disk; appends
+    never wait for a checkpoint), 0 to leave checkpoints to SQLite (in the commit that fills
+    1,000 pages of WAL); ``sqlite_checkpoint_pages``: WAL pages past which that thread has the WAL
+    restart from its beginning (see :mod:`~orchestrator.store.backends.checkpoints`).
+    ``connect_timeout``: PostgreSQL, seconds. ``pool_size``: pooled connections
     (PostgreSQL: all of them; SQLite: the readers, beside the one writer), and twice as many more
     on demand.
     """
@@ -38,6 +43,8 @@ class ConnectionOptions:
     busy_timeout: float = 5.0
     poll_interval: float = 0.05
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+    sqlite_checkpoint_interval: float = 0.1
+    sqlite_checkpoint_pages: int = 8192
     connect_timeout: float = 10.0
     pool_size: int = 5
 

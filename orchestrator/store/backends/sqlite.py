@@ -4,7 +4,8 @@ SQLite serialises writers on the whole database file, and a transaction that rea
 can fail at once with "database is locked" when it tries to upgrade its lock, whatever the busy
 timeout. So this backend:
 
-- opens the file in WAL mode (readers never block the writer, nor the writer the readers);
+- opens the file in WAL mode (readers never block the writer, nor the writer the readers), and
+  checkpoints it on a thread of its own (:mod:`~orchestrator.store.backends.checkpoints`);
 - writes through one connection per process, behind a lock, always in ``BEGIN IMMEDIATE``
   transactions, which take the write lock up front and wait up to the busy timeout for another
   process to release it; past that it raises :class:`StoreBusy`, which says what is going on;
@@ -40,6 +41,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool, StaticPool
 
 from orchestrator.store import codec, sqlfile, summaries
 from orchestrator.store.backends import AppendBatch, ConnectionOptions
+from orchestrator.store.backends.checkpoints import WalCheckpointer
 from orchestrator.store.errors import (
     ConcurrencyError,
     DuplicateEventId,
@@ -108,6 +110,16 @@ class SQLiteBackend:
             )
         for engine in {self._writer_engine, self._reader_engine}:
             event.listen(engine, "connect", self._configure_connection)
+        self._checkpointer: WalCheckpointer | None = None
+        if self._path is not None and options.sqlite_checkpoint_interval > 0:
+            self._checkpointer = WalCheckpointer(
+                self._path,
+                interval=options.sqlite_checkpoint_interval,
+                restart_frames=options.sqlite_checkpoint_pages,
+                busy_timeout=options.busy_timeout,
+                writer_lock=self._lock,
+            )
+            event.listen(self._writer_engine, "connect", self._configure_writer)
         self._writer: Connection | None = None
 
     # -- connections -------------------------------------------------------------------------------
@@ -122,6 +134,11 @@ class SQLiteBackend:
             cursor.execute(f"PRAGMA synchronous = {self._synchronous}")
         finally:
             cursor.close()
+
+    def _configure_writer(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        """The writer leaves checkpoints to the checkpointer, up to a fallback size of the WAL."""
+        assert self._checkpointer is not None
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint = {self._checkpointer.autocheckpoint_pages}")
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -181,6 +198,8 @@ class SQLiteBackend:
             except BaseException:
                 self._rollback(connection, driver)
                 raise
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
 
     def _rollback(self, connection: Connection, driver: sqlite3.Connection) -> None:
         """Roll back; a connection that cannot even do that is dropped (the next write reconnects)."""
@@ -569,7 +588,9 @@ class SQLiteBackend:
         ]
 
     def close(self) -> None:
-        """Close all connections."""
+        """Stop the checkpointer (after its last checkpoint), close all connections."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             if self._writer is not None:
                 self._writer.close()
