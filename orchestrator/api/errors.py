@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from orchestrator.api.auth import LoginRequired
 from orchestrator.errors import UsageError
 from orchestrator.executions.service import ExecutionConflict, UnknownExecution
-from orchestrator.registry.service import UnknownStateMachine
+from orchestrator.registry.service import UnknownStateMachine, UnknownVersion
 from orchestrator.store import StoreError
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ class Conflict(UsageError):
 
 def status_of(exc: UsageError) -> int:
     """The HTTP status of a refused request."""
-    if isinstance(exc, UnknownExecution | UnknownStateMachine | NotFound):
+    if isinstance(exc, UnknownExecution | UnknownStateMachine | UnknownVersion | NotFound):
         return 404
     if isinstance(exc, ExecutionConflict | Conflict):
         return 409

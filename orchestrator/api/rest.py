@@ -23,7 +23,7 @@ from orchestrator.api.auth import Admin, Operator, Viewer, tokens_of
 from orchestrator.api.errors import Conflict, NotFound
 from orchestrator.api.tokens import ROLES, Tokens, parse_duration
 from orchestrator.executions.service import Loaded
-from orchestrator.registry.service import diff
+from orchestrator.registry.service import diff, version_of
 from orchestrator.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -167,9 +167,7 @@ def get_version(
     name: Name, version: Annotated[int, Path(ge=1, le=1_000_000)], runtime: RuntimeDep, _: Viewer
 ) -> dict[str, Any]:
     """One version with its definition."""
-    found = runtime.registry.get(name).version(version)
-    if found is None:
-        raise NotFound(f"{name} has no version {version}")
+    found = version_of(runtime.registry.get(name), version)
     return {"name": name, **reads.version_json(found, definition=True)}
 
 
@@ -220,11 +218,7 @@ def diff_versions(
 ) -> dict[str, Any]:
     """Structural differences between two versions' definitions (JSON Pointer paths)."""
     machine = runtime.registry.get(name)
-    a, b = machine.version(from_), machine.version(to)
-    for number, version in ((from_, a), (to, b)):
-        if version is None:
-            raise NotFound(f"{name} has no version {number} (versions: 1..{len(machine.versions)})")
-    assert a is not None and b is not None
+    a, b = version_of(machine, from_), version_of(machine, to)
     return {"name": name, "from": from_, "to": to, "changes": diff(a.definition, b.definition)}
 
 

@@ -21,7 +21,7 @@ from orchestrator.engine.events import HistoryEvent
 from orchestrator.engine.local import load_json_file
 from orchestrator.errors import UsageError
 from orchestrator.executions.service import TERMINAL, Loaded
-from orchestrator.registry.service import diff
+from orchestrator.registry.service import diff, version_of
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.store import EventStore, StoreError
 
@@ -153,11 +153,7 @@ def diff_command(name: str, v1: int, v2: int, database_url: str) -> None:
     """Structural diff of two versions of NAME (JSON Pointer paths)."""
     with services(database_url) as s:
         machine = s.registry.get(name)
-    a, b = machine.version(v1), machine.version(v2)
-    for number, version in ((v1, a), (v2, b)):
-        if version is None:
-            raise UsageError(f"{name} has no version {number} (versions: 1..{len(machine.versions)})")
-    assert a is not None and b is not None
+    a, b = version_of(machine, v1), version_of(machine, v2)
     changes = diff(a.definition, b.definition)
     for change in changes:
         line = f"{change['op']:8s} {change['path']}"

@@ -39,6 +39,18 @@ class UnknownStateMachine(UsageError):
     """No state machine of that name was ever published."""
 
 
+class UnknownVersion(UsageError):
+    """The state machine has no version of that number."""
+
+
+def version_of(machine: StateMachine, number: int) -> Version:
+    """Version ``number`` of ``machine``; raises :class:`UnknownVersion` naming the versions it has."""
+    version = machine.version(number)
+    if version is None:
+        raise UnknownVersion(f"{machine.name} has no version {number} (versions: 1..{len(machine.versions)})")
+    return version
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """What a reference like ``name``, ``name:prod`` or ``name:3`` points at.
@@ -180,10 +192,10 @@ class Registry:
             raise UsageError(str(exc)) from None
         machine = self.get(name)
         for route in routes:
-            if machine.version(route.version) is None:
-                raise UsageError(
-                    f"{name} has no version {route.version} (versions: 1..{len(machine.versions)})"
-                )
+            try:
+                version_of(machine, route.version)
+            except UnknownVersion as error:  # named by the request, not by its address: 400, not 404
+                raise UsageError(str(error)) from None
         data = {"alias": alias, "routing": [r.to_json() for r in routes], "by": by}
         self.store.append(
             model.stream_id(name), machine.stream_version, [NewEvent(uuid.uuid4(), model.ALIAS_UPDATED, data)]
@@ -243,10 +255,10 @@ def _resolve(machine: StateMachine, qualifier: str, rng: random.Random | None) -
             return f"{name} has no published version"
         return Resolved(latest, None, at)
     if qualifier.isdigit():
-        version = machine.version(int(qualifier))
-        if version is None:
-            return f"{name} has no version {qualifier} (versions: 1..{len(machine.versions)})"
-        return Resolved(version, None, at)
+        try:
+            return Resolved(version_of(machine, int(qualifier)), None, at)
+        except UnknownVersion as error:
+            return str(error)
     alias = machine.aliases.get(qualifier)
     if alias is None or not alias.routing:
         known = ", ".join(sorted(machine.aliases)) or "none"

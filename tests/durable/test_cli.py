@@ -61,6 +61,8 @@ def test_publish_alias_start_wait_history_lineage(database_url: str, tmp_path: P
     assert out(run(database_url, "publish", str(changed)))["version"] == 2
     diff = run(database_url, "diff", "hello", "1", "2").stdout
     assert "/States/Pause/Seconds" in diff and "- 2  + 0" in diff
+    missing = run(database_url, "diff", "hello", "1", "3", check=False)
+    assert missing.returncode == 2 and "hello has no version 3 (versions: 1..2)" in missing.stderr
     assert out(run(database_url, "alias", "set", "hello", "prod", "2"))["routing"] == [
         {"version": 2, "weight": 100}
     ]
