@@ -1,13 +1,23 @@
 """JSON in and out of the database, and the payload size limit.
 
 Payloads are stored as compact JSON (no spaces, UTF-8 kept as is, no NaN/Infinity, which
-PostgreSQL's ``json`` rejects). Encoding calls the standard library's C encoder directly (its
-Python wrapper costs as much as encoding a typical payload; and it refuses NaN, where faster
-encoders write ``null``). Decoding is ``msgspec``'s (replaying a stream decodes two documents per
-event: 2-3x faster than the standard library's scanner, with the same values: integers of any
-size, correctly rounded floats, the last of duplicate keys); a document it refuses is decoded
-again by the standard library, which gives its usual error, or its value for the JSON it accepts
-beyond the standard (``NaN``, lone surrogates).
+PostgreSQL's ``json`` rejects).
+
+Encoding is ``orjson``'s (3.5x faster than the standard library's for a typical event payload),
+with the standard library's C encoder (called directly: its Python wrapper costs as much as
+encoding a small payload) deciding whenever orjson might not write what it writes. orjson hands
+datetimes, dataclasses and subclasses of built-in types back (the exact path refuses the first
+two and encodes the last as their base type) and refuses sets, Decimals, bytes, integers beyond
+64 bits and nesting deeper than 254, so those go to the exact path too; so does any output holding
+``null`` (orjson writes NaN and infinities as ``null`` where the standard library refuses them).
+Everything else comes out as the same document (a float may be spelt otherwise, ``1e-7`` for
+``1e-07``: the same value); orjson also accepts UUIDs and plain enumerations, as their JSON forms.
+
+Decoding is ``msgspec``'s (replaying a stream decodes two documents per event: 2-3x faster than
+the standard library's scanner, with the same values: integers of any size, correctly rounded
+floats, the last of duplicate keys; orjson turns big integers into floats); a document it refuses
+is decoded again by the standard library, which gives its usual error, or its value for the JSON
+it accepts beyond the standard (``NaN``, lone surrogates).
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import msgspec
+import orjson
 
 from orchestrator.store.errors import InvalidAppend, PayloadTooLarge
 
@@ -44,16 +55,32 @@ _DecodeError = msgspec.DecodeError
 #: What encoding raises for a value that is not JSON.
 NOT_JSON = (TypeError, ValueError, RecursionError)
 
+_fast = orjson.dumps
+_FAST_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _hand_back(value: object) -> object:
+    """orjson's ``default``: whatever it hands back is for the exact path to encode or refuse."""
+    raise TypeError
+
 
 def dumps(value: Any) -> str:
     """Encode ``value`` as compact JSON (UTF-8 kept, no NaN/Infinity); raises one of ``NOT_JSON``."""
-    return "".join(_encode_chunks(value, 0))
+    try:
+        encoded = _fast(value, default=_hand_back, option=_FAST_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError included
+        return "".join(_encode_chunks(value, 0))
+    if b"null" in encoded:  # maybe a NaN or an infinity
+        return "".join(_encode_chunks(value, 0))
+    return encoded.decode()
 
 
 def encode(value: Any, what: str) -> str:
     """Like :func:`dumps`, raising :class:`InvalidAppend` naming ``what`` for a value that is not JSON."""
     try:
-        return "".join(_encode_chunks(value, 0))
+        return dumps(value)
     except NOT_JSON as error:
         raise InvalidAppend(f"{what} is not JSON: {error}") from None
 

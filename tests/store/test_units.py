@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import decimal
+import enum
 import json
+import uuid
+from collections import OrderedDict
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -93,7 +99,64 @@ def test_codec_accepts_what_json_accepts_around_documents() -> None:
     assert codec.decode(' {"a": [1, 2]} \n') == {"a": [1, 2]}
 
 
-@pytest.mark.parametrize("value", [{"x": float("inf")}, {"x": {1, 2}}, {"x": b"bytes"}, {(1,): 2}])
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class Name(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"x": float("inf")},
+        {"x": [None, float("nan")]},  # orjson would write null for the NaN
+        {"x": {1, 2}},
+        {"x": frozenset()},
+        {"x": b"bytes"},
+        {(1,): 2},
+        {"at": datetime(2030, 1, 1, tzinfo=UTC)},
+        {"on": date(2030, 1, 1)},
+        {"amount": decimal.Decimal("1.5")},
+        {"point": Point(1)},
+    ],
+)
 def test_codec_refuses_values_that_are_not_json(value: Any) -> None:
     with pytest.raises(InvalidAppend, match="the value is not JSON"):
         codec.encode(value, "the value")
+
+
+def deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"big": 2**70, "negative": -(2**64)},  # beyond orjson's 64 bits
+        {"a": None, "b": [None, 1.5]},
+        {"colour": Colour.RED, "name": Name("ada"), "ordered": OrderedDict(b=1, a=2)},
+        {1: "integer keys", "x": 2},
+        {"nested": deep(300)},  # deeper than orjson goes
+        {"text": 'é \u2028 " \\ \n', "float": 1e-07, "tuple": (1, 2)},
+    ],
+)
+def test_codec_encodes_as_the_standard_library_does(value: Any) -> None:
+    text = codec.dumps(value)
+    assert json.loads(text) == json.loads(json.dumps(value))
+    if "float" not in value:  # floats may be spelt otherwise (1e-7): the same value
+        assert text == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_codec_stores_uuids_as_their_text() -> None:
+    an_id = uuid.uuid4()
+    assert json.loads(codec.dumps({"id": an_id})) == {"id": str(an_id)}
