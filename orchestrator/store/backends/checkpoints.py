@@ -113,8 +113,7 @@ class WalCheckpointer:
                 connection.close()
 
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
-        _busy, frames, _copied = _passive(connection)
-        if frames < self._restart_frames:  # also when not in WAL mode (-1)
+        if _passive(connection) < self._restart_frames:  # also when not in WAL mode (-1)
             return
         # Copy what was committed during the pass above with no commit in between, so that the
         # next write transaction restarts the WAL from its beginning. Bounded wait: if the writer
@@ -127,8 +126,8 @@ class WalCheckpointer:
             self._writer_lock.release()
 
 
-def _passive(connection: sqlite3.Connection) -> tuple[int, int, int]:
-    """``PRAGMA wal_checkpoint(PASSIVE)``: (busy, frames in the WAL, frames copied; -1, -1 when the
-    database is not in WAL mode)."""
-    row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return int(row[0]), int(row[1]), int(row[2])
+def _passive(connection: sqlite3.Connection) -> int:
+    """Run ``PRAGMA wal_checkpoint(PASSIVE)``; returns how many frames the WAL holds (-1: the database
+    is not in WAL mode)."""
+    _busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames)
