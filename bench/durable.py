@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 
 from orchestrator.executions.service import Executions
+from orchestrator.logs import configure_logging
 from orchestrator.registry.service import Registry
 from orchestrator.store import EventStore, upgrade
 
@@ -112,6 +113,7 @@ def report_load(backend: str, events: int, snapshot: float, replay: float) -> No
 
 
 def main() -> None:
+    configure_logging()  # as the CLI and the worker log: one line per start, to stderr
     name = f"orch_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
