@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
 
 from orchestrator.store import ConnectionOptions, EventStore
+from orchestrator.store.backends.checkpoints import WalCheckpointer
 
 from .helpers import event
 
@@ -73,3 +75,20 @@ def test_the_wal_stays_bounded_under_a_stream_of_appends(path: Path) -> None:
     with EventStore.from_url(f"sqlite:///{path}") as store:
         assert store.stream_version("exec") == 4000
         assert [e.version for e in store.read_stream("exec")] == list(range(1, 4001))
+
+
+def test_a_failing_checkpoint_is_logged_and_the_thread_goes_on(tmp_path: Path) -> None:
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("not SQLite " * 100)
+    checkpointer = WalCheckpointer(
+        str(not_a_database), interval=0.01, restart_frames=64, busy_timeout=1, writer_lock=threading.Lock()
+    )
+    with structlog.testing.capture_logs() as logs:
+        for failures in (1, 2):  # a commit, a failed checkpoint; another commit, another one
+            checkpointer.committed()
+            assert wait_until(lambda n=failures: len(logs) >= n)
+        assert [t.name for t in checkpointers()] == ["sqlite-checkpointer:notes.txt"]  # still there
+        checkpointer.close()
+    assert checkpointers() == []
+    assert {entry["event"] for entry in logs} == {"store.sqlite_checkpoint_failed"}
+    assert all("not a database" in entry["error"] and entry["log_level"] == "warning" for entry in logs)
