@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,20 +21,35 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "orchestrator.db"
 
 
-def wait_until(condition: object, timeout: float = 10.0) -> bool:
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(condition) and condition():
+        if condition():
             return True
         time.sleep(0.01)
     return False
 
 
-def checkpointers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("sqlite-checkpointer:") and t.is_alive()]
+Checkpointers = Callable[[], list[threading.Thread]]
 
 
-def test_commits_reach_the_database_file_soon_after_the_append_not_in_it(path: Path) -> None:
+@pytest.fixture
+def checkpointers() -> Checkpointers:
+    """The checkpointer threads started during the test that still run (a thread of another test's
+    store, left open, does not count)."""
+    earlier = set(threading.enumerate())
+
+    def running() -> list[threading.Thread]:
+        return [
+            t for t in threading.enumerate() if t.name.startswith("sqlite-checkpointer:") and t not in earlier
+        ]
+
+    return running
+
+
+def test_commits_reach_the_database_file_soon_after_the_append_not_in_it(
+    path: Path, checkpointers: Checkpointers
+) -> None:
     # In WAL mode only a checkpoint writes to the database file: its size shows when one ran.
     options = ConnectionOptions(sqlite_checkpoint_interval=0.3)
     with EventStore.from_url(f"sqlite:///{path}", options=options, auto_upgrade=True) as store:
@@ -45,7 +61,9 @@ def test_commits_reach_the_database_file_soon_after_the_append_not_in_it(path: P
     assert checkpointers() == []  # closing the store stops its thread
 
 
-def test_without_the_checkpointer_sqlite_checkpoints_in_the_appends(path: Path) -> None:
+def test_without_the_checkpointer_sqlite_checkpoints_in_the_appends(
+    path: Path, checkpointers: Checkpointers
+) -> None:
     options = ConnectionOptions(sqlite_checkpoint_interval=0)
     with EventStore.from_url(f"sqlite:///{path}", options=options, auto_upgrade=True) as store:
         size = path.stat().st_size
@@ -77,7 +95,9 @@ def test_the_wal_stays_bounded_under_a_stream_of_appends(path: Path) -> None:
         assert [e.version for e in store.read_stream("exec")] == list(range(1, 4001))
 
 
-def test_a_failing_checkpoint_is_logged_and_the_thread_goes_on(tmp_path: Path) -> None:
+def test_a_failing_checkpoint_is_logged_and_the_thread_goes_on(
+    tmp_path: Path, checkpointers: Checkpointers
+) -> None:
     not_a_database = tmp_path / "notes.txt"
     not_a_database.write_text("not SQLite " * 100)
     checkpointer = WalCheckpointer(
